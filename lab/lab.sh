@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Namespace lab for ftp-proxy: client ── router (ftp-proxy) ── server.
+#
+#   client 198.18.1.2 / 2001:db8:1::2  ──  198.18.1.1 / 2001:db8:1::1  router
+#   router 198.19.2.1 / 2001:db8:2::1  ──  198.19.2.2 / 2001:db8:2::2  server
+#
+# The server has no route back to the client's network, as behind NAT: a
+# client can only reach it through the proxy. Only 198.18.0.0/15 and
+# 2001:db8::/32 are used.
+#
+# Usage (root): lab.sh up NAME | down NAME | server NAME vsftpd|proftpd DIR [6]
+set -euo pipefail
+
+ns() { echo "fp-$1-$2"; }
+
+up() {
+    local n=$1 c r s
+    c=$(ns "$n" c) r=$(ns "$n" r) s=$(ns "$n" s)
+    for x in "$c" "$r" "$s"; do ip netns add "$x"; ip -n "$x" link set lo up; done
+    ip link add "fp$n-c" netns "$c" type veth peer name "fp$n-rc" netns "$r"
+    ip link add "fp$n-s" netns "$s" type veth peer name "fp$n-rs" netns "$r"
+    ip -n "$c" addr add 198.18.1.2/24 dev "fp$n-c"
+    ip -n "$c" addr add 2001:db8:1::2/64 dev "fp$n-c" nodad
+    ip -n "$r" addr add 198.18.1.1/24 dev "fp$n-rc"
+    ip -n "$r" addr add 2001:db8:1::1/64 dev "fp$n-rc" nodad
+    ip -n "$r" addr add 198.19.2.1/24 dev "fp$n-rs"
+    ip -n "$r" addr add 2001:db8:2::1/64 dev "fp$n-rs" nodad
+    ip -n "$s" addr add 198.19.2.2/24 dev "fp$n-s"
+    ip -n "$s" addr add 2001:db8:2::2/64 dev "fp$n-s" nodad
+    for l in "$c fp$n-c" "$r fp$n-rc" "$r fp$n-rs" "$s fp$n-s"; do
+        set -- $l; ip -n "$1" link set "$2" up
+    done
+    ip -n "$c" route add default via 198.18.1.1
+    ip -n "$c" -6 route add default via 2001:db8:1::1
+    ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+down() {
+    local n=$1 x
+    for x in c r s; do
+        ip netns pids "$(ns "$n" $x)" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+        ip netns del "$(ns "$n" $x)" 2>/dev/null || true
+    done
+}
+
+# Writes the config for a server rooted at DIR (DIR/pub is writable by
+# user ftp) and starts it in the server namespace.
+server() {
+    local n=$1 kind=$2 dir=$3 v6=${4:-} s
+    s=$(ns "$n" s)
+    mkdir -p "$dir/root/pub" "$dir/empty"
+    chmod 755 "$dir" "$dir/root"
+    chown ftp "$dir/root/pub"
+    case $kind in
+    vsftpd)
+        local bin=/usr/sbin/vsftpd
+        [ -x "$bin" ] || bin=/opt/vsftpd/usr/sbin/vsftpd
+        local listen="listen=YES
+listen_address=198.19.2.2"
+        [ -n "$v6" ] && listen="listen=NO
+listen_ipv6=YES
+listen_address6=2001:db8:2::2"
+        cat > "$dir/vsftpd.conf" <<CONF
+$listen
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_umask=022
+anon_root=$dir/root
+no_anon_password=YES
+secure_chroot_dir=$dir/empty
+seccomp_sandbox=NO
+connect_from_port_20=NO
+pasv_min_port=30000
+pasv_max_port=30999
+xferlog_enable=NO
+CONF
+        ip netns exec "$s" "$bin" "$dir/vsftpd.conf" >"$dir/server.log" 2>&1 &
+        ;;
+    proftpd)
+        local addr=198.19.2.2
+        [ -n "$v6" ] && addr=2001:db8:2::2
+        cat > "$dir/proftpd.conf" <<CONF
+ServerType standalone
+DefaultServer on
+Port 21
+DefaultAddress $addr
+UseIPv6 on
+User nobody
+Group nogroup
+PidFile $dir/proftpd.pid
+ScoreboardFile $dir/proftpd.scoreboard
+DelayTable none
+WtmpLog off
+UseReverseDNS off
+RequireValidShell off
+PassivePorts 31000 31999
+TransferLog none
+SystemLog $dir/proftpd.log
+<Anonymous $dir/root>
+  User ftp
+  Group nogroup
+  UserAlias anonymous ftp
+  <Directory pub>
+    <Limit STOR>
+      AllowAll
+    </Limit>
+  </Directory>
+</Anonymous>
+CONF
+        ip netns exec "$s" proftpd -n -q -c "$dir/proftpd.conf" >"$dir/server.log" 2>&1 &
+        ;;
+    *) echo "unknown server $kind" >&2; exit 2 ;;
+    esac
+    local port_ok=
+    for _ in $(seq 50); do
+        if ip netns exec "$s" ss -Hltn 'sport = :21' | grep -q .; then port_ok=1; break; fi
+        sleep 0.1
+    done
+    [ -n "$port_ok" ] || { echo "$kind did not start:" >&2; cat "$dir/server.log" >&2; exit 1; }
+}
+
+cmd=${1:-}; shift || true
+case $cmd in
+up|down|server) "$cmd" "$@" ;;
+*) sed -n '2,12p' "$0"; exit 2 ;;
+esac

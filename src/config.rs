@@ -1,0 +1,317 @@
+//! Command-line options, validated against the ranges of OpenBSD's ftp-proxy(8).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub const MAX_SESSIONS: u32 = 500;
+pub const MAX_TIMEOUT: u32 = 86400;
+/// Linux interface names are at most IFNAMSIZ-1 bytes.
+pub const IFNAMSIZ: usize = 16;
+/// How many `-i` interfaces one proxy intercepts on.
+pub const MAX_IFACES: usize = 8;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub ipv6: bool,
+    pub anonymous_only: bool,
+    pub source_addr: Option<IpAddr>,
+    pub listen_addr: IpAddr,
+    pub debug_level: u8,
+    pub foreground: bool,
+    pub max_sessions: u32,
+    pub reverse_port: u16,
+    pub listen_port: u16,
+    pub queue: Option<u32>,
+    pub reverse_addr: Option<IpAddr>,
+    pub port20: bool,
+    pub tag: Option<u32>,
+    pub timeout: u32,
+    pub verbose: u8,
+    pub intercept: heapless::Vec<heapless::String<IFNAMSIZ>, MAX_IFACES>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ipv6: false,
+            anonymous_only: false,
+            source_addr: None,
+            listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            debug_level: 5,
+            foreground: false,
+            max_sessions: 100,
+            reverse_port: 21,
+            listen_port: 8021,
+            queue: None,
+            reverse_addr: None,
+            port20: false,
+            tag: None,
+            timeout: MAX_TIMEOUT,
+            verbose: 0,
+            intercept: heapless::Vec::new(),
+        }
+    }
+}
+
+/// Why the command line was refused: a one-line reason for stderr.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    Help,
+    Bad(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Help => f.write_str("help requested"),
+            ConfigError::Bad(s) => f.write_str(s),
+        }
+    }
+}
+
+fn bad<T>(msg: String) -> Result<T, ConfigError> {
+    Err(ConfigError::Bad(msg))
+}
+
+pub const USAGE: &str = "\
+usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-D level] [-i interface]
+                 [-m maxsessions] [-P port] [-p port] [-q queue] [-R address]
+                 [-T tag] [-t timeout]
+
+  -6              IPv6 mode: only EPSV and EPRT are allowed
+  -A              only anonymous logins (USER ftp or anonymous)
+  -a sourceaddr   source address of the control connection to the server
+  -b address      listen address (default 127.0.0.1, ::1 with -6)
+  -D level        log level 0..7, as syslog priorities (default 5)
+  -d              stay in the foreground and log to stderr
+  -i interface    (Linux) redirect tcp/21 arriving on this interface to the
+                  proxy; may be given up to 8 times
+  -m maxsessions  concurrent sessions, 1..500 (default 100)
+  -P port         fixed server port, with -R (default 21)
+  -p port         listen port (default 8021)
+  -q queue        (Linux) tc class MAJOR:MINOR set as the priority of data
+                  packets; needs -T
+  -R address      reverse mode: always connect to this server
+  -r              active mode data connections come from port 20
+  -T tag          (Linux) set this conntrack mark (number) on data connections
+  -t timeout      idle timeout of the control connection, 1..86400 s
+                  (default 86400)
+  -v              log the first packet of data connections; twice: log all
+                  their packets (needs -T)
+  -h              this help
+";
+
+fn number(opt: &str, s: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let v = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else {
+        s.parse::<u64>().ok()
+    };
+    match v {
+        Some(v) if v >= min && v <= max => Ok(v),
+        _ => bad(format!("-{opt} {s}: must be a number from {min} to {max}")),
+    }
+}
+
+fn address(opt: &str, s: &str) -> Result<IpAddr, ConfigError> {
+    s.parse::<IpAddr>()
+        .or_else(|_| bad(format!("-{opt} {s}: not a numeric IPv4 or IPv6 address")))
+}
+
+/// `MAJOR:MINOR` in hex as tc(8) writes class ids, packed as skb->priority.
+fn tc_class(s: &str) -> Result<u32, ConfigError> {
+    let parsed = s.split_once(':').and_then(|(maj, min)| {
+        let maj = u16::from_str_radix(maj, 16).ok()?;
+        let min = u16::from_str_radix(min, 16).ok()?;
+        Some((u32::from(maj) << 16) | u32::from(min))
+    });
+    parsed.ok_or_else(|| ConfigError::Bad(format!("-q {s}: not a tc class MAJOR:MINOR (hex)")))
+}
+
+impl Config {
+    /// Parses `args` (without the program name).
+    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Config, ConfigError> {
+        let mut o = getopts::Options::new();
+        o.parsing_style(getopts::ParsingStyle::StopAtFirstFree);
+        for (f, d) in [
+            ("6", "ipv6"),
+            ("A", "anon"),
+            ("d", "fg"),
+            ("r", "port20"),
+            ("h", "help"),
+        ] {
+            o.optflag(f, "", d);
+        }
+        o.optflagmulti("v", "", "verbose");
+        for f in ["a", "b", "D", "m", "P", "p", "q", "R", "T", "t"] {
+            o.optopt(f, "", "", "");
+        }
+        o.optmulti("i", "", "", "");
+        let m = o.parse(args).map_err(|e| ConfigError::Bad(e.to_string()))?;
+        if m.opt_present("h") {
+            return Err(ConfigError::Help);
+        }
+        if let Some(extra) = m.free.first() {
+            return bad(format!("unexpected argument: {extra}"));
+        }
+        let mut c = Config {
+            ipv6: m.opt_present("6"),
+            anonymous_only: m.opt_present("A"),
+            foreground: m.opt_present("d"),
+            port20: m.opt_present("r"),
+            verbose: m.opt_count("v").min(2) as u8,
+            ..Config::default()
+        };
+        if c.ipv6 {
+            c.listen_addr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        }
+        if let Some(s) = m.opt_str("a") {
+            c.source_addr = Some(address("a", &s)?);
+        }
+        if let Some(s) = m.opt_str("b") {
+            c.listen_addr = address("b", &s)?;
+        }
+        if let Some(s) = m.opt_str("D") {
+            c.debug_level = number("D", &s, 0, 7)? as u8;
+        }
+        if let Some(s) = m.opt_str("m") {
+            c.max_sessions = number("m", &s, 1, MAX_SESSIONS.into())? as u32;
+        }
+        if let Some(s) = m.opt_str("P") {
+            c.reverse_port = number("P", &s, 1, 65535)? as u16;
+        }
+        if let Some(s) = m.opt_str("p") {
+            c.listen_port = number("p", &s, 1, 65535)? as u16;
+        }
+        if let Some(s) = m.opt_str("q") {
+            c.queue = Some(tc_class(&s)?);
+        }
+        if let Some(s) = m.opt_str("R") {
+            c.reverse_addr = Some(address("R", &s)?);
+        }
+        if let Some(s) = m.opt_str("T") {
+            c.tag = Some(number("T", &s, 1, u32::MAX.into())? as u32);
+        }
+        if let Some(s) = m.opt_str("t") {
+            c.timeout = number("t", &s, 1, MAX_TIMEOUT.into())? as u32;
+        }
+        for name in m.opt_strs("i") {
+            let ok = !name.is_empty()
+                && !name.contains('/')
+                && name.bytes().all(|b| b.is_ascii_graphic());
+            let s = heapless::String::try_from(name.as_str())
+                .ok()
+                .filter(|_| ok);
+            match s {
+                Some(s) => c
+                    .intercept
+                    .push(s)
+                    .or_else(|_| bad(format!("-i: at most {MAX_IFACES} interfaces")))?,
+                None => return bad(format!("-i {name}: not an interface name")),
+            }
+        }
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Rules that span several options.
+    fn check(&self) -> Result<(), ConfigError> {
+        let fam_ok = |a: &IpAddr| a.is_ipv6() == self.ipv6;
+        let fam = if self.ipv6 { "IPv6 (-6)" } else { "IPv4" };
+        for (opt, a) in [
+            ("a", self.source_addr),
+            ("b", Some(self.listen_addr)),
+            ("R", self.reverse_addr),
+        ] {
+            if let Some(a) = a {
+                if !fam_ok(&a) {
+                    return bad(format!("-{opt} {a}: the proxy is in {fam} mode"));
+                }
+            }
+        }
+        if self.queue.is_some() && self.tag.is_none() {
+            return bad("-q needs -T: the queue is applied to connections carrying the tag".into());
+        }
+        if self.verbose > 1 && self.tag.is_none() {
+            return bad("-vv needs -T: every packet is logged by its conntrack mark".into());
+        }
+        if !self.intercept.is_empty() && self.listen_addr.is_loopback() {
+            return bad(format!(
+                "-i needs a non-loopback -b: redirected connections arrive on the \
+                 interface's own address, not on {}",
+                self.listen_addr
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn defaults_match_the_man_page() {
+        let c = p("").unwrap();
+        assert_eq!(c.listen_addr, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(c.listen_port, 8021);
+        assert_eq!(c.max_sessions, 100);
+        assert_eq!(c.timeout, 86400);
+        assert_eq!(c.debug_level, 5);
+        assert_eq!(c.reverse_port, 21);
+        assert!(!c.foreground && !c.ipv6 && !c.anonymous_only && !c.port20);
+        assert_eq!(
+            p("-6").unwrap().listen_addr,
+            "::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn ranges_are_enforced() {
+        assert!(p("-m 0").is_err());
+        assert_eq!(p("-m 1").unwrap().max_sessions, 1);
+        assert_eq!(p("-m 500").unwrap().max_sessions, 500);
+        assert!(p("-m 501").is_err());
+        assert!(p("-t 0").is_err());
+        assert_eq!(p("-t 86400").unwrap().timeout, 86400);
+        assert!(p("-t 86401").is_err());
+        assert!(p("-D 8").is_err());
+        assert_eq!(p("-D 0").unwrap().debug_level, 0);
+        assert!(p("-p 0").is_err());
+        assert!(p("-p 65536").is_err());
+        assert!(p("-m abc").is_err());
+    }
+
+    #[test]
+    fn flags_and_values() {
+        let c =
+            p("-6 -A -d -r -vv -T 0x2a -q 1:10 -b :: -a 2001:db8::1 -R 2001:db8::2 -P 2121 -p 21")
+                .unwrap();
+        assert!(c.ipv6 && c.anonymous_only && c.foreground && c.port20);
+        assert_eq!(c.verbose, 2);
+        assert_eq!(c.tag, Some(42));
+        assert_eq!(c.queue, Some(0x0001_0010));
+        assert_eq!(c.reverse_addr, Some("2001:db8::2".parse().unwrap()));
+        assert_eq!(c.reverse_port, 2121);
+        assert_eq!(c.listen_port, 21);
+    }
+
+    #[test]
+    fn inconsistent_combinations_are_refused() {
+        assert!(p("-6 -b 127.0.0.1").is_err());
+        assert!(p("-R 2001:db8::1").is_err());
+        assert!(p("-q 1:1").is_err());
+        assert!(p("-vv").is_err());
+        assert!(p("-i eth0").is_err());
+        assert_eq!(p("-i eth0 -b 198.18.0.1").unwrap().intercept.len(), 1);
+        assert!(p("-i a/b -b 198.18.0.1").is_err());
+        assert!(p("-i averyveryverylongname -b 198.18.0.1").is_err());
+        assert!(p("-x").is_err());
+        assert!(p("stray").is_err());
+        assert_eq!(p("-h"), Err(ConfigError::Help));
+    }
+}

@@ -1,0 +1,241 @@
+//! NETLINK_NETFILTER socket: sends a batch, collects one ACK per message.
+
+use super::msg::{NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+const NETLINK_NETFILTER: libc::c_int = 12;
+const NETLINK_CAP_ACK: libc::c_int = 10;
+const SOL_NETLINK: libc::c_int = 270;
+/// A kernel answer slower than this means something is badly wrong.
+const REPLY_TIMEOUT_MS: libc::c_int = 5000;
+
+pub struct NlSocket {
+    fd: OwnedFd,
+    portid: u32,
+    rx: [u8; 4096],
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+impl NlSocket {
+    pub fn open() -> io::Result<NlSocket> {
+        // SAFETY: plain socket(2); the descriptor is owned right away.
+        let fd = cvt(unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                NETLINK_NETFILTER,
+            )
+        })?;
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        // Errors come back without the whole request echoed: small ACKs.
+        // SAFETY: valid pointer and length for an int option.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                SOL_NETLINK,
+                NETLINK_CAP_ACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        // SAFETY: zeroed sockaddr_nl is valid; the kernel picks the port id.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        let salen = std::mem::size_of::<libc::sockaddr_nl>() as u32;
+        // SAFETY: sa is a valid sockaddr_nl of salen bytes.
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_nl).cast(),
+                salen,
+            )
+        })?;
+        let mut len = salen;
+        // SAFETY: sa and len describe a writable sockaddr_nl.
+        cvt(unsafe {
+            libc::getsockname(
+                fd.as_raw_fd(),
+                (&mut sa as *mut libc::sockaddr_nl).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(NlSocket {
+            fd,
+            portid: sa.nl_pid,
+            rx: [0; 4096],
+        })
+    }
+
+    pub fn portid(&self) -> u32 {
+        self.portid
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Sends `batch`, whose BATCH_BEGIN has sequence number `first` and whose
+    /// last ACKed message has `last`, and waits for the answers. Returns the
+    /// first error the kernel reported (sequence number, positive errno).
+    pub fn transact(
+        &mut self,
+        batch: &[u8],
+        first: u32,
+        last: u32,
+    ) -> io::Result<Result<(), (u32, i32)>> {
+        // SAFETY: batch is a valid buffer; the kernel is the destination.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: pointers and lengths describe valid memory.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                batch.as_ptr().cast(),
+                batch.len(),
+                0,
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut first_err: Option<(u32, i32)> = None;
+        loop {
+            // After an error the kernel may not answer the rest: don't wait.
+            let timeout = if first_err.is_some() {
+                0
+            } else {
+                REPLY_TIMEOUT_MS
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, timeout) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                return match first_err {
+                    Some(e) => Ok(Err(e)),
+                    None => Err(io::ErrorKind::TimedOut.into()),
+                };
+            }
+            // SAFETY: rx is a writable buffer of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.rx.as_mut_ptr().cast(),
+                    self.rx.len(),
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut done = false;
+            for (seq, kind, errno) in Acks::new(&self.rx[..n as usize]) {
+                if seq < first || seq > last {
+                    continue; // a stale answer to an earlier batch
+                }
+                if kind == NLMSG_ERROR && errno != 0 && first_err.is_none() {
+                    first_err = Some((seq, errno));
+                }
+                // An error on BATCH_BEGIN itself (EPERM…) answers the whole batch.
+                if seq == last || (errno != 0 && seq == first) {
+                    done = true;
+                }
+            }
+            if done {
+                return Ok(first_err.map_or(Ok(()), Err));
+            }
+        }
+    }
+}
+
+/// Iterates the (seq, type, errno) of the messages in one datagram.
+pub struct Acks<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Acks<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Acks { buf }
+    }
+}
+
+impl Iterator for Acks<'_> {
+    type Item = (u32, u16, i32);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.len() < NLMSG_HDRLEN {
+            return None;
+        }
+        let u32_at = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let len = u32_at(self.buf, 0) as usize;
+        if len < NLMSG_HDRLEN || len > self.buf.len() {
+            return None;
+        }
+        let kind = u16::from_ne_bytes([self.buf[4], self.buf[5]]);
+        let seq = u32_at(self.buf, 8);
+        let errno = if kind == NLMSG_ERROR && len >= NLMSG_HDRLEN + 4 {
+            -(u32_at(self.buf, NLMSG_HDRLEN) as i32)
+        } else {
+            0
+        };
+        let step = ((len + 3) & !3).min(self.buf.len());
+        self.buf = &self.buf[step..];
+        let kind = if kind == NLMSG_DONE {
+            NLMSG_ERROR
+        } else {
+            kind
+        };
+        Some((seq, kind, errno))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(seq: u32, err: i32) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&36u32.to_ne_bytes());
+        v.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        v.extend_from_slice(&0u16.to_ne_bytes());
+        v.extend_from_slice(&seq.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v.extend_from_slice(&err.to_ne_bytes());
+        v.extend_from_slice(&[0u8; 16]);
+        v
+    }
+
+    #[test]
+    fn parses_acks_and_errors() {
+        let mut d = ack(5, 0);
+        d.extend(ack(6, -17));
+        let got: Vec<_> = Acks::new(&d).collect();
+        assert_eq!(got, [(5, NLMSG_ERROR, 0), (6, NLMSG_ERROR, 17)]);
+        assert_eq!(Acks::new(&d[..10]).count(), 0, "truncated header");
+    }
+}

@@ -1,0 +1,16 @@
+//! FTP control-channel protocol: pure functions over byte slices, no I/O.
+//!
+//! `line` frames the byte stream, `command` reads client commands, `reply`
+//! reads server replies, `write` formats what the proxy sends instead.
+
+pub mod command;
+pub mod line;
+pub mod reply;
+pub mod write;
+
+/// Longest control line the proxy handles: OpenBSD's MAX_LINE 500 plus slack
+/// for CRLF.
+pub const MAX_LINE: usize = 512;
+
+/// Lowest port a negotiated data connection may use (ftp-proxy(8), BUGS).
+pub const MIN_DATA_PORT: u16 = 1024;

@@ -1,0 +1,16 @@
+//! ftp-proxy: an FTP proxy for firewalls. The control connection passes
+//! through this process; data connections are NATed by the kernel.
+//!
+//! The data path reads top to bottom: `event_loop` → `session` → `ftp`
+//! → `filter`.
+
+pub mod config;
+pub mod event_loop;
+pub mod filter;
+pub mod ftp;
+pub mod intercept;
+pub mod log;
+pub mod net;
+pub mod session;
+pub mod signals;
+pub mod slab;

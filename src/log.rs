@@ -1,0 +1,101 @@
+//! `log` backend: stderr with -d, syslog(3) (daemon facility) otherwise.
+//! Lines are formatted on the stack; logging never allocates.
+
+use crate::ftp::write::Cursor;
+use core::fmt::Write as _;
+use log::{Level, Metadata, Record};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+static LEVEL: AtomicU8 = AtomicU8::new(5);
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+
+struct Logger;
+static LOGGER: Logger = Logger;
+
+/// Target of records logged at syslog's NOTICE, which `log` lacks.
+pub const NOTICE: &str = "notice";
+
+/// The syslog priority (0..7) of a record.
+pub fn priority(level: Level, target: &str) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn if target == NOTICE => 5,
+        Level::Warn => 4,
+        Level::Info if target == NOTICE => 5,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &Metadata) -> bool {
+        // Only the proxy's own records: dependencies (mio) log at trace.
+        let ours = m.target() == NOTICE || m.target().starts_with("ftp_proxy");
+        ours && priority(m.level(), m.target()) <= LEVEL.load(Ordering::Relaxed)
+    }
+
+    fn log(&self, r: &Record) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let mut buf = [0u8; 600];
+        let mut c = Cursor::new(&mut buf[..599]);
+        // A line too long for the buffer is cut (the cursor keeps what fit).
+        let _ = c.write_fmt(*r.args());
+        let n = c.len();
+        if SYSLOG.load(Ordering::Relaxed) {
+            buf[n] = 0;
+            let prio = libc::LOG_DAEMON | libc::c_int::from(priority(r.level(), r.target()));
+            // SAFETY: both strings are NUL-terminated and live for the call.
+            unsafe { libc::syslog(prio, c"%s".as_ptr(), buf.as_ptr() as *const libc::c_char) };
+        } else {
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(&buf[..n]);
+            let _ = e.write_all(b"\n");
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the logger. `syslog`: log to syslog(3) as "ftp-proxy".
+pub fn init(level: u8, syslog: bool) {
+    LEVEL.store(level, Ordering::Relaxed);
+    SYSLOG.store(syslog, Ordering::Relaxed);
+    if syslog {
+        // SAFETY: the identity string is static and NUL-terminated.
+        unsafe {
+            libc::openlog(
+                c"ftp-proxy".as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                libc::LOG_DAEMON,
+            )
+        };
+    }
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(match level {
+        0..=4 => log::LevelFilter::Warn,
+        5 | 6 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Trace,
+    });
+}
+
+/// Switches an installed logger to syslog (after daemonizing).
+pub fn use_syslog() {
+    init(LEVEL.load(Ordering::Relaxed), true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_map_to_syslog_priorities() {
+        assert_eq!(priority(Level::Error, ""), 3);
+        assert_eq!(priority(Level::Warn, ""), 4);
+        assert_eq!(priority(Level::Info, NOTICE), 5);
+        assert_eq!(priority(Level::Info, ""), 6);
+        assert_eq!(priority(Level::Debug, ""), 7);
+    }
+}

@@ -1,0 +1,76 @@
+//! ftp-proxy: options → checks → listener and kernel table → daemon → loop.
+
+use ftp_proxy::config::{Config, ConfigError, USAGE};
+use ftp_proxy::event_loop::Proxy;
+use ftp_proxy::filter::{Backend, FilterError};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+fn fail(msg: std::fmt::Arguments<'_>) -> ExitCode {
+    log::error!("{msg}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cfg = match Config::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(ConfigError::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Bad(why)) => {
+            eprintln!("ftp-proxy: {why}");
+            eprint!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Errors before daemonizing go to stderr, where the admin sees them.
+    ftp_proxy::log::init(cfg.debug_level, false);
+
+    let addr = SocketAddr::new(cfg.listen_addr, cfg.listen_port);
+    let listener = match std::net::TcpListener::bind(addr).and_then(|l| {
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }) {
+        Ok(l) => mio::net::TcpListener::from_std(l),
+        Err(e) => return fail(format_args!("cannot listen on {addr}: {e}")),
+    };
+    let filter = match Backend::open(&cfg) {
+        Ok(f) => f,
+        Err(FilterError::Kernel(what, libc::EPERM)) | Err(FilterError::Io(what, _))
+            if !is_admin() =>
+        {
+            return fail(format_args!(
+                "nftables {what}: permission denied: run as root or with CAP_NET_ADMIN"
+            ))
+        }
+        Err(e) => return fail(format_args!("nftables: {e}")),
+    };
+    if !cfg.foreground {
+        // SAFETY: no other threads exist yet; daemon(3) forks and detaches.
+        if unsafe { libc::daemon(0, 0) } < 0 {
+            return fail(format_args!("daemon: {}", std::io::Error::last_os_error()));
+        }
+        ftp_proxy::log::use_syslog();
+    }
+    let owned = if filter.owned() {
+        " (owned: the kernel drops it with the process)"
+    } else {
+        ""
+    };
+    log::info!(target: "notice", "listening on {addr}, table inet {}{owned}, max {} sessions", filter.table(), cfg.max_sessions);
+    let mut proxy = match Proxy::new(cfg, listener, filter) {
+        Ok(p) => p,
+        Err(e) => return fail(format_args!("start-up: {e}")),
+    };
+    match proxy.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format_args!("poll: {e}")),
+    }
+}
+
+/// True when this process may change the packet filter.
+fn is_admin() -> bool {
+    // SAFETY: geteuid has no failure mode.
+    unsafe { libc::geteuid() == 0 }
+}
