@@ -398,19 +398,27 @@ impl Session {
                 "Can't open data connection: proxy could not set up NAT",
             );
         };
-        match (af, proxy) {
-            (None, IpAddr::V4(p)) => emit(
-                &mut self.sout,
-                format_args!("PORT {}\r\n", HostPort(p.octets(), pp)),
-            ),
-            _ => emit(
-                &mut self.sout,
-                format_args!("EPRT {}\r\n", ExtHostPort(proxy, pp)),
-            ),
-        }
+        let verb = match (af, proxy) {
+            (None, IpAddr::V4(p)) => {
+                emit(
+                    &mut self.sout,
+                    format_args!("PORT {}\r\n", HostPort(p.octets(), pp)),
+                );
+                "PORT"
+            }
+            _ => {
+                emit(
+                    &mut self.sout,
+                    format_args!("EPRT {}\r\n", ExtHostPort(proxy, pp)),
+                );
+                "EPRT"
+            }
+        };
         log::debug!(
-            "#{} active: server {server} -> proxy {proxy}:{pp} -> client {client}:{port}",
-            self.id
+            "#{} {verb}: server {server} -> proxy {} -> client {}",
+            self.id,
+            SocketAddr::new(proxy, pp),
+            SocketAddr::new(client, port)
         );
     }
 
@@ -514,8 +522,11 @@ impl Session {
             ),
         }
         log::debug!(
-            "#{} passive: client {client} -> {orig}:{pp} -> server {server}:{port}",
-            self.id
+            "#{} {}: client {client} -> {} -> server {}",
+            self.id,
+            if extended { "EPSV" } else { "PASV" },
+            SocketAddr::new(orig, pp),
+            SocketAddr::new(server, port)
         );
     }
 

@@ -1,0 +1,330 @@
+//! Namespace lab for the end-to-end tests: wraps lab/lab.sh, starts the
+//! proxy in the router namespace, runs real clients in the client one.
+//! Every lab has unique namespace names and is torn down on drop, also
+//! when a test fails.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/lab.sh");
+pub const FTPCLI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/ftpcli.py");
+pub const PROXY: &str = env!("CARGO_BIN_EXE_ftp-proxy");
+
+pub const SERVER4: &str = "198.19.2.2";
+pub const SERVER6: &str = "2001:db8:2::2";
+pub const ROUTER_C4: &str = "198.18.1.1";
+pub const ROUTER_C6: &str = "2001:db8:1::1";
+
+/// Size of the file every cell downloads: spans many TCP segments.
+pub const FILE_SIZE: usize = 1_500_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    Vsftpd,
+    Proftpd,
+}
+
+impl Server {
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Vsftpd => "vsftpd",
+            Server::Proftpd => "proftpd",
+        }
+    }
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn vsftpd_present() -> bool {
+    fs::metadata("/usr/sbin/vsftpd").is_ok() || fs::metadata("/opt/vsftpd/usr/sbin/vsftpd").is_ok()
+}
+
+/// What the suite needs that this machine lacks.
+fn missing() -> Vec<String> {
+    let mut m = Vec::new();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        m.push("root".to_string());
+    }
+    for c in [
+        "ip",
+        "nft",
+        "ss",
+        "curl",
+        "lftp",
+        "python3",
+        "proftpd",
+        "sha256sum",
+        "timeout",
+    ] {
+        if !have(c) {
+            m.push(c.to_string());
+        }
+    }
+    if !vsftpd_present() {
+        m.push("vsftpd".to_string());
+    }
+    m
+}
+
+/// True when the suite can run. Under CI=true a missing prerequisite is a
+/// failure; elsewhere the test says loudly that it did not run.
+pub fn prerequisites(test: &str) -> bool {
+    let m = missing();
+    if m.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{test}: missing prerequisites: {} (install them: see .ci/run)",
+        m.join(", ")
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED (not run): {msg}");
+    false
+}
+
+fn run(cmd: &mut Command) -> Output {
+    match cmd.output() {
+        Ok(o) => o,
+        Err(e) => panic!("running {cmd:?}: {e}"),
+    }
+}
+
+fn check(cmd: &mut Command) -> String {
+    let o = run(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Deterministic bytes (xorshift), so a failed transfer can be reproduced.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn sha256(path: &PathBuf) -> String {
+    let out = check(Command::new("sha256sum").arg(path));
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub struct Lab {
+    pub name: String,
+    pub dir: PathBuf,
+    pub v6: bool,
+    proxy: Option<Child>,
+    pub log: PathBuf,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    /// Builds the three namespaces. `v6` only picks the server's family.
+    pub fn new(v6: bool) -> Lab {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // veth names are "fp<name>-rc": name stays within 10 characters.
+        let name = format!("{:x}{n}", std::process::id() & 0xffff);
+        let dir = std::env::temp_dir().join(format!("fp-lab-{name}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("lab dir");
+        let lab = Lab {
+            log: dir.join("proxy.log"),
+            name,
+            dir,
+            v6,
+            proxy: None,
+        };
+        check(Command::new(LAB_SH).args(["up", &lab.name]));
+        lab
+    }
+
+    pub fn ns(&self, which: char) -> String {
+        format!("fp-{}-{which}", self.name)
+    }
+
+    /// The router's interface towards the client.
+    pub fn client_iface(&self) -> String {
+        format!("fp{}-rc", self.name)
+    }
+
+    pub fn server_addr(&self) -> &'static str {
+        if self.v6 {
+            SERVER6
+        } else {
+            SERVER4
+        }
+    }
+
+    pub fn router_client_side(&self) -> &'static str {
+        if self.v6 {
+            ROUTER_C6
+        } else {
+            ROUTER_C4
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    /// Starts a real FTP server serving `file.bin` (and writable `pub/`).
+    pub fn start_server(&self, kind: Server) {
+        let mut cmd = Command::new(LAB_SH);
+        cmd.args(["server", &self.name, kind.name()]).arg(&self.dir);
+        if self.v6 {
+            cmd.arg("6");
+        }
+        check(&mut cmd);
+        fs::write(self.root().join("file.bin"), pattern(FILE_SIZE, 7)).expect("file.bin");
+    }
+
+    /// Starts ftp-proxy in the router namespace, in the foreground with
+    /// debug logging, and waits until it listens.
+    pub fn start_proxy(&mut self, args: &[&str]) {
+        assert!(self.proxy.is_none(), "proxy already running");
+        let log = fs::File::create(&self.log).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns('r'), PROXY, "-d", "-D", "7"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ftp-proxy");
+        self.proxy = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains("listening on") {
+            if let Some(Ok(Some(st))) = self.proxy.as_mut().map(|c| c.try_wait()) {
+                panic!("ftp-proxy exited at start ({st}):\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ftp-proxy did not start:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM to the proxy; returns its exit code.
+    pub fn stop_proxy(&mut self) -> Option<i32> {
+        let mut child = self.proxy.take()?;
+        // `ip netns exec` execs the proxy: the child pid is the proxy's.
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ftp-proxy ignored SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn proxy_pid(&self) -> Option<u32> {
+        self.proxy.as_ref().map(|c| c.id())
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Runs argv in namespace `which` ('c', 'r', 's'), bounded by `secs`.
+    pub fn exec(&self, which: char, secs: u32, argv: &[&str]) -> Output {
+        run(Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(which),
+                "timeout",
+                &secs.to_string(),
+            ])
+            .args(argv)
+            .stdin(Stdio::null()))
+    }
+
+    /// `nft` in the router namespace; must succeed.
+    pub fn nft(&self, args: &[&str]) -> String {
+        check(
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns('r'), "nft"])
+                .args(args),
+        )
+    }
+
+    /// `nft list tables` in the router.
+    pub fn tables(&self) -> String {
+        self.nft(&["list", "tables"])
+    }
+
+    /// Number of elements in one of the proxy's maps.
+    pub fn elements(&self, table: &str, map: &str) -> usize {
+        let out = self.nft(&["-j", "list", "map", "inet", table, map]);
+        // Each element of a map is an array pair in the JSON "elem" list.
+        match out.find("\"elem\"") {
+            None => 0,
+            Some(i) => out[i..].matches("timeout").count(),
+        }
+    }
+
+    /// Counts, per negotiation verb, the proxy's log lines for it.
+    pub fn verbs(&self) -> [usize; 4] {
+        let log = self.log_text();
+        ["PASV", "EPSV", "PORT", "EPRT"].map(|v| {
+            log.lines()
+                .filter(|l| l.contains(&format!(" {v}: ")))
+                .count()
+        })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.proxy.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new(LAB_SH).args(["down", &self.name]).status();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("lab files kept for inspection: {}", self.dir.display());
+        }
+    }
+}
