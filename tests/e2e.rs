@@ -95,8 +95,7 @@ fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<
     let before = lab.verbs();
     let h = url_host(host);
     let base = format!("ftp://{h}:{port}");
-    let listing: String;
-    match client {
+    let listing = match client {
         Client::Curl => {
             let flags: &[&str] = match mode {
                 Mode::Pasv => &["--disable-epsv"],
@@ -122,7 +121,7 @@ fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<
             if !o.status.success() {
                 return Err(format!("listing: {}", text(&o)));
             }
-            listing = text(&o);
+            text(&o)
         }
         Client::Lftp => {
             let (passive, epsv) = match mode {
@@ -139,7 +138,7 @@ fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<
             if !o.status.success() {
                 return Err(format!("lftp: {}", text(&o)));
             }
-            listing = text(&o);
+            text(&o)
         }
         Client::Python => {
             let m = mode.name().to_lowercase();
@@ -161,9 +160,9 @@ fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<
             if !t.contains(" yes") {
                 return Err(format!("ftplib listing lacks {up_name}: {t}"));
             }
-            listing = up_name.clone();
+            up_name.clone()
         }
-    }
+    };
     let want = sha256(&lab.root().join("file.bin"));
     if sha256(&out) != want {
         return Err("downloaded file differs (sha256)".into());
