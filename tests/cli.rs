@@ -1,0 +1,60 @@
+//! Command-line behaviour: bad options exit 1 with a reason and usage.
+
+use std::process::Command;
+
+const PROXY: &str = env!("CARGO_BIN_EXE_ftp-proxy");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(PROXY)
+        .args(args)
+        .output()
+        .expect("run ftp-proxy");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_prints_usage_and_exits_0() {
+    let (code, out, _) = run(&["-h"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("usage: ftp-proxy"), "{out}");
+    for opt in [
+        "-6", "-A", "-a", "-b", "-D", "-d", "-i", "-m", "-P", "-p", "-q", "-R", "-r", "-T", "-t",
+        "-v",
+    ] {
+        assert!(out.contains(&format!("  {opt} ")), "usage lacks {opt}");
+    }
+}
+
+#[test]
+fn bad_values_exit_1_with_a_reason() {
+    for (args, reason) in [
+        (&["-m", "501"][..], "-m 501"),
+        (&["-m", "0"], "-m 0"),
+        (&["-t", "86401"], "-t 86401"),
+        (&["-D", "8"], "-D 8"),
+        (&["-b", "not-an-ip"], "-b not-an-ip"),
+        (&["-x"], "Unrecognized option"),
+        (&["-6", "-b", "127.0.0.1"], "-b 127.0.0.1"),
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 1, "{args:?}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("ftp-proxy: ") && first.contains(reason),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("usage: ftp-proxy"), "{args:?}: no usage");
+    }
+}
+
+#[test]
+fn listen_failure_is_reported() {
+    // Port 1 on a TEST-NET address this machine does not have.
+    let (code, _, err) = run(&["-d", "-b", "198.18.255.254", "-p", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot listen on 198.18.255.254:1"), "{err}");
+}
