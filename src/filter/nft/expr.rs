@@ -1,5 +1,6 @@
 //! nf_tables expressions (linux/netfilter/nf_tables.h), each one list
-//! element of NFTA_RULE_EXPRESSIONS.
+//! element of NFTA_RULE_EXPRESSIONS. Attributes are in the order nft(8)
+//! sends them, so the golden tests can compare bytes.
 
 use super::msg::MsgBuf;
 
@@ -44,8 +45,8 @@ fn expr(m: &mut MsgBuf, name: &str, body: impl FnOnce(&mut MsgBuf)) {
 /// `[ meta load KEY => reg DREG ]`
 pub fn meta_load(m: &mut MsgBuf, key: u32, dreg: u32) {
     expr(m, "meta", |m| {
-        m.attr_be32(1, dreg); // NFTA_META_DREG
         m.attr_be32(2, key); // NFTA_META_KEY
+        m.attr_be32(1, dreg); // NFTA_META_DREG
     });
 }
 
@@ -81,9 +82,9 @@ pub fn payload(m: &mut MsgBuf, base: u32, offset: u32, len: u32, dreg: u32) {
 /// `[ lookup reg SREG set NAME dreg DREG ]`
 pub fn lookup(m: &mut MsgBuf, set: &str, set_id: u32, sreg: u32, dreg: u32) {
     expr(m, "lookup", |m| {
-        m.attr_str(1, set); // NFTA_LOOKUP_SET
         m.attr_be32(2, sreg); // NFTA_LOOKUP_SREG
         m.attr_be32(3, dreg); // NFTA_LOOKUP_DREG
+        m.attr_str(1, set); // NFTA_LOOKUP_SET
         m.attr_be32(4, set_id); // NFTA_LOOKUP_SET_ID
     });
 }

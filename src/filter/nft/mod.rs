@@ -6,6 +6,8 @@
 //! the ruleset never grows with the number of sessions.
 
 pub mod expr;
+#[cfg(test)]
+mod golden;
 pub mod msg;
 pub mod objects;
 pub mod socket;

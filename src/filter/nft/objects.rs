@@ -143,7 +143,8 @@ pub fn value(addr: &IpAddr, port: Option<u16>) -> Packed {
 }
 
 pub fn table(m: &mut MsgBuf, seq: u32, name: &str, flags: u32) {
-    m.nft_msg(MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, seq, NFPROTO_INET);
+    // As nft: the kernel creates a missing table without NLM_F_CREATE.
+    m.nft_msg(MSG_NEWTABLE, NLM_F_ACK, seq, NFPROTO_INET);
     m.attr_str(1, name); // NFTA_TABLE_NAME
     m.attr_be32(2, flags); // NFTA_TABLE_FLAGS
     m.end_msg();
@@ -167,12 +168,12 @@ pub fn base_chain(
     m.nft_msg(MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK, seq, NFPROTO_INET);
     m.attr_str(1, table); // NFTA_CHAIN_TABLE
     m.attr_str(3, name); // NFTA_CHAIN_NAME
+    m.attr_str(7, kind); // NFTA_CHAIN_TYPE
+    m.attr_be32(5, 1); // NFTA_CHAIN_POLICY = NF_ACCEPT
     m.nest_begin(4); // NFTA_CHAIN_HOOK
     m.attr_be32(1, hook); // NFTA_HOOK_HOOKNUM
     m.attr_be32(2, prio as u32); // NFTA_HOOK_PRIORITY
     m.nest_end();
-    m.attr_be32(5, 1); // NFTA_CHAIN_POLICY = NF_ACCEPT
-    m.attr_str(7, kind); // NFTA_CHAIN_TYPE
     m.end_msg();
 }
 
@@ -340,6 +341,9 @@ pub fn element(
     m.attr_str(2, set); // NFTA_SET_ELEM_LIST_SET
     m.nest_begin(3); // NFTA_SET_ELEM_LIST_ELEMENTS
     m.nest_begin(1); // NFTA_LIST_ELEM
+    if let Some(t) = timeout_ms {
+        m.attr_be64(4, t); // NFTA_SET_ELEM_TIMEOUT
+    }
     m.nest_begin(1); // NFTA_SET_ELEM_KEY
     m.attr(NFTA_DATA_VALUE, key);
     m.nest_end();
@@ -347,9 +351,6 @@ pub fn element(
         m.nest_begin(2); // NFTA_SET_ELEM_DATA
         m.attr(NFTA_DATA_VALUE, d);
         m.nest_end();
-    }
-    if let Some(t) = timeout_ms {
-        m.attr_be64(4, t); // NFTA_SET_ELEM_TIMEOUT
     }
     m.nest_end();
     m.nest_end();
