@@ -48,7 +48,7 @@ impl log::Log for Logger {
             buf[n] = 0;
             let prio = libc::LOG_DAEMON | libc::c_int::from(priority(r.level(), r.target()));
             // SAFETY: both strings are NUL-terminated and live for the call.
-            unsafe { libc::syslog(prio, c"%s".as_ptr(), buf.as_ptr() as *const libc::c_char) };
+            unsafe { libc::syslog(prio, b"%s\0".as_ptr().cast(), buf.as_ptr().cast::<libc::c_char>()) };
         } else {
             let mut e = std::io::stderr().lock();
             let _ = e.write_all(&buf[..n]);
@@ -67,7 +67,7 @@ pub fn init(level: u8, syslog: bool) {
         // SAFETY: the identity string is static and NUL-terminated.
         unsafe {
             libc::openlog(
-                c"ftp-proxy".as_ptr(),
+                b"ftp-proxy\0".as_ptr().cast(),
                 libc::LOG_PID | libc::LOG_NDELAY,
                 libc::LOG_DAEMON,
             )
