@@ -48,7 +48,13 @@ impl log::Log for Logger {
             buf[n] = 0;
             let prio = libc::LOG_DAEMON | libc::c_int::from(priority(r.level(), r.target()));
             // SAFETY: both strings are NUL-terminated and live for the call.
-            unsafe { libc::syslog(prio, b"%s\0".as_ptr().cast(), buf.as_ptr().cast::<libc::c_char>()) };
+            unsafe {
+                libc::syslog(
+                    prio,
+                    b"%s\0".as_ptr().cast(),
+                    buf.as_ptr().cast::<libc::c_char>(),
+                )
+            };
         } else {
             let mut e = std::io::stderr().lock();
             let _ = e.write_all(&buf[..n]);

@@ -35,6 +35,10 @@ fn main() -> ExitCode {
         Ok(l) => mio::net::TcpListener::from_std(l),
         Err(e) => return fail(format_args!("cannot listen on {addr}: {e}")),
     };
+    // For nft `tproxy` interception; redirect works without it.
+    if let Err(e) = ftp_proxy::net::set_transparent(&listener, cfg.ipv6) {
+        log::debug!("listener not transparent (tproxy unavailable): {e}");
+    }
     let filter = match Backend::open(&cfg) {
         Ok(f) => f,
         Err(FilterError::Kernel(what, libc::EPERM)) | Err(FilterError::Io(what, _))

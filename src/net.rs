@@ -73,3 +73,28 @@ pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStrea
     }
     Ok(TcpStream::from_std(stream))
 }
+
+/// Lets a listener accept connections that an nft `tproxy` rule hands it
+/// (their destination is not a local address). Needs CAP_NET_ADMIN.
+pub fn set_transparent<S: std::os::fd::AsRawFd>(sock: &S, ipv6: bool) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    let (level, opt) = if ipv6 {
+        (libc::SOL_IPV6, libc::IPV6_TRANSPARENT)
+    } else {
+        (libc::SOL_IP, libc::IP_TRANSPARENT)
+    };
+    // SAFETY: a valid int option on a valid socket.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            opt,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

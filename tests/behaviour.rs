@@ -307,3 +307,119 @@ fn idle_timeout_closes_session() {
         lab.log_text()
     );
 }
+
+#[test]
+fn tproxy_interception() {
+    if !prerequisites("tproxy_interception") {
+        return;
+    }
+    let mut lab = Lab::new(false);
+    lab.start_server(Server::Vsftpd);
+    let iface = lab.client_iface();
+    // The usual tproxy set-up: marked packets are delivered locally.
+    for argv in [
+        &["ip", "rule", "add", "fwmark", "1", "lookup", "100"][..],
+        &[
+            "ip",
+            "route",
+            "add",
+            "local",
+            "0.0.0.0/0",
+            "dev",
+            "lo",
+            "table",
+            "100",
+        ],
+    ] {
+        let o = lab.exec('r', 10, argv);
+        assert!(o.status.success(), "{argv:?}: {}", out(&o));
+    }
+    lab.nft(&["add", "table", "ip", "tp"]);
+    lab.nft(&[
+        "add",
+        "chain",
+        "ip",
+        "tp",
+        "pre",
+        "{ type filter hook prerouting priority mangle; }",
+    ]);
+    lab.nft(&[
+        "add", "rule", "ip", "tp", "pre", "iifname", &iface, "tcp", "dport", "21", "tproxy", "to",
+        ":8021", "meta", "mark", "set", "1", "accept",
+    ]);
+    lab.start_proxy(&["-b", ROUTER_C4]);
+    for flags in [&[][..], &["-P", "-"]] {
+        let dst = lab.dir.join("got.bin").display().to_string();
+        let url = format!("ftp://{SERVER4}/file.bin");
+        let mut argv = vec!["curl", "-sS", "--max-time", "10", "-o", &dst];
+        argv.extend_from_slice(flags);
+        argv.push(&url);
+        let o = lab.exec('c', 20, &argv);
+        assert!(
+            o.status.success(),
+            "{flags:?}: {}\n{}",
+            out(&o),
+            lab.log_text()
+        );
+        assert_eq!(
+            sha256(&lab.dir.join("got.bin")),
+            sha256(&lab.root().join("file.bin"))
+        );
+    }
+    // The original destination came from the socket, not from conntrack NAT.
+    assert!(
+        lab.log_text().contains("wants 198.19.2.2:21"),
+        "{}",
+        lab.log_text()
+    );
+}
+
+#[test]
+fn daemon_mode_detaches_and_cleans_up() {
+    if !prerequisites("daemon_mode_detaches_and_cleans_up") {
+        return;
+    }
+    let lab = Lab::new(false);
+    lab.start_server(Server::Vsftpd);
+    let iface = lab.client_iface();
+    // Without -d: the started process exits 0 once the daemon runs.
+    let o = lab.exec('r', 10, &[PROXY, "-b", ROUTER_C4, "-i", &iface]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        lab.tables().contains("ftp-proxy"),
+        "no table while the daemon runs"
+    );
+    let o = curl_get(&lab, "10");
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        sha256(&lab.dir.join("got.bin")),
+        sha256(&lab.root().join("file.bin"))
+    );
+    // The daemon is the only process left in the router namespace.
+    let pids = std::process::Command::new("ip")
+        .args(["netns", "pids", &lab.ns('r')])
+        .output()
+        .expect("ip netns pids");
+    let pids = String::from_utf8_lossy(&pids.stdout).into_owned();
+    let pid: i32 = pids
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("daemon pid");
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // SAFETY: probing with signal 0.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon ignored SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !lab.tables().contains("ftp-proxy"),
+        "table left: {}",
+        lab.tables()
+    );
+}
