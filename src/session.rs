@@ -537,6 +537,12 @@ impl Session {
                 log::error!("#{} removing mapping: {e}", self.id);
             }
         }
+        if self.phase == Phase::Connecting {
+            // The client has not heard from any server yet: say why it ends.
+            let _ = self
+                .client
+                .write(b"421 Service not available: cannot reach the FTP server\r\n");
+        }
         let _ = self.client.shutdown(Shutdown::Both);
         let _ = self.server.shutdown(Shutdown::Both);
         let level = match why {

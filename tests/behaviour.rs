@@ -423,3 +423,104 @@ fn daemon_mode_detaches_and_cleans_up() {
         lab.tables()
     );
 }
+
+#[test]
+fn source_address_towards_server() {
+    if !prerequisites("source_address_towards_server") {
+        return;
+    }
+    let mut lab = Lab::new(false);
+    lab.start_server(Server::Vsftpd);
+    let rs = format!("fp{}-rs", lab.name);
+    let o = lab.exec('r', 10, &["ip", "addr", "add", "198.19.2.3/24", "dev", &rs]);
+    assert!(o.status.success(), "{}", out(&o));
+    let iface = lab.client_iface();
+    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-a", "198.19.2.3"]);
+    // vsftpd accepts passive data connections only from the control
+    // connection's address, so passive mode also proves the SNAT.
+    for flags in [&[][..], &["-P", "-"]] {
+        let dst = lab.dir.join("got.bin").display().to_string();
+        let url = format!("ftp://{SERVER4}/file.bin");
+        let mut argv = vec!["curl", "-sS", "--max-time", "10", "-o", &dst];
+        argv.extend_from_slice(flags);
+        argv.push(&url);
+        let o = lab.exec('c', 20, &argv);
+        assert!(
+            o.status.success(),
+            "{flags:?}: {}\n{}",
+            out(&o),
+            lab.log_text()
+        );
+        assert_eq!(
+            sha256(&lab.dir.join("got.bin")),
+            sha256(&lab.root().join("file.bin"))
+        );
+    }
+    assert!(
+        lab.log_text().contains("via proxy 198.19.2.3:"),
+        "{}",
+        lab.log_text()
+    );
+}
+
+const GREETING: &str = r#"
+import socket, sys, time
+t = time.monotonic()
+s = socket.create_connection((sys.argv[1], 21), timeout=45)
+data = b""
+while True:
+    chunk = s.recv(1024)
+    if not chunk:
+        break
+    data += chunk
+print(f"after {time.monotonic() - t:.0f}s:", data.decode().strip())
+"#;
+
+#[test]
+fn unreachable_server_gets_the_client_a_421() {
+    if !prerequisites("unreachable_server_gets_the_client_a_421") {
+        return;
+    }
+    // No FTP server at all: the server refuses, at once.
+    let mut lab = Lab::new(false);
+    let iface = lab.client_iface();
+    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
+    let o = lab.exec('c', 20, &["python3", "-c", GREETING, SERVER4]);
+    let t = out(&o);
+    assert!(t.contains("after 0s: 421 "), "{t}");
+    assert!(
+        lab.log_text()
+            .contains("connect to server failed: Connection refused"),
+        "{}",
+        lab.log_text()
+    );
+}
+
+#[test]
+fn silent_server_times_out_after_30s() {
+    if !prerequisites("silent_server_times_out_after_30s") {
+        return;
+    }
+    // The server drops the SYNs: the proxy gives up after 30 s.
+    let mut lab = Lab::new(false);
+    let o = lab.exec('s', 10, &["nft", "add table inet silent; add chain inet silent in { type filter hook input priority 0; tcp dport 21 drop; }"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let iface = lab.client_iface();
+    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
+    let o = lab.exec('c', 60, &["python3", "-c", GREETING, SERVER4]);
+    let t = out(&o);
+    let secs: u32 = t
+        .split("after ")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((29..=35).contains(&secs), "{t}");
+    assert!(t.contains("421 "), "{t}");
+    assert!(
+        lab.log_text()
+            .contains("ending session: timeout connecting to server"),
+        "{}",
+        lab.log_text()
+    );
+}

@@ -4,6 +4,8 @@
 //! when a test fails.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::fs;
 use std::io::Read;
 use std::path::PathBuf;
