@@ -25,24 +25,44 @@ fn transparent(extra: &[&str]) -> Lab {
     lab
 }
 
-fn curl_get(lab: &Lab, secs: &str) -> std::process::Output {
+fn curl_get(lab: &Lab, secs: &str, flags: &[&str]) -> std::process::Output {
     let dst = lab.dir.join("got.bin").display().to_string();
     let url = format!("ftp://{SERVER4}/file.bin");
-    lab.exec(
-        'c',
-        20,
-        &[
-            "curl",
-            "-sS",
-            "--connect-timeout",
-            secs,
-            "--max-time",
-            secs,
-            "-o",
-            &dst,
-            &url,
-        ],
-    )
+    let mut argv = vec![
+        "curl",
+        "-sS",
+        "--connect-timeout",
+        secs,
+        "--max-time",
+        secs,
+        "-o",
+        &dst,
+    ];
+    argv.extend_from_slice(flags);
+    argv.push(&url);
+    lab.exec('c', 20, &argv)
+}
+
+/// Downloads file.bin through the proxy (curl `flags` pick the mode) and
+/// checks it arrived whole.
+fn assert_download(lab: &Lab, flags: &[&str]) {
+    let o = curl_get(lab, "10", flags);
+    assert!(
+        o.status.success(),
+        "{flags:?}: {}\n{}",
+        out(&o),
+        lab.log_text()
+    );
+    assert_eq!(
+        sha256(&lab.dir.join("got.bin")),
+        sha256(&lab.root().join("file.bin"))
+    );
+}
+
+/// Passive (EPSV) and active (EPRT) downloads.
+fn assert_downloads_both_modes(lab: &Lab) {
+    assert_download(lab, &[]);
+    assert_download(lab, &["-P", "-"]);
 }
 
 #[test]
@@ -52,23 +72,14 @@ fn transfer_needs_the_proxy() {
     }
     let mut lab = Lab::new(false);
     lab.start_server(Server::Vsftpd);
-    let o = curl_get(&lab, "3");
+    let o = curl_get(&lab, "3", &[]);
     assert!(
         !o.status.success(),
         "download worked without the proxy: the lab does not prove anything"
     );
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
-    let o = curl_get(&lab, "10");
-    assert!(
-        o.status.success(),
-        "download through the proxy: {}",
-        out(&o)
-    );
-    assert_eq!(
-        sha256(&lab.dir.join("got.bin")),
-        sha256(&lab.root().join("file.bin"))
-    );
+    assert_download(&lab, &[]);
 }
 
 const HOLD: &str = r#"
@@ -150,12 +161,7 @@ fn admins_own_redirect_rule() {
         "to", ":8021",
     ]);
     lab.start_proxy(&["-b", ROUTER_C4]);
-    let o = curl_get(&lab, "10");
-    assert!(o.status.success(), "{}", out(&o));
-    assert_eq!(
-        sha256(&lab.dir.join("got.bin")),
-        sha256(&lab.root().join("file.bin"))
-    );
+    assert_download(&lab, &[]);
 }
 
 const LOGIN: &str = r#"
@@ -257,8 +263,7 @@ fn tag_marks_data_connections() {
     let table = lab.nft(&["list", "table", "inet", "ftp-proxy"]);
     assert!(table.contains("ct mark set 0x0000002a"), "{table}");
     assert!(table.contains("log prefix \"ftp-proxy data: \""), "{table}");
-    let o = curl_get(&lab, "10");
-    assert!(o.status.success(), "{}", out(&o));
+    assert_download(&lab, &[]);
     let chain = lab.nft(&["list", "chain", "inet", "lab", "marked"]);
     let packets: u64 = chain
         .split("packets ")
@@ -348,24 +353,7 @@ fn tproxy_interception() {
         ":8021", "meta", "mark", "set", "1", "accept",
     ]);
     lab.start_proxy(&["-b", ROUTER_C4]);
-    for flags in [&[][..], &["-P", "-"]] {
-        let dst = lab.dir.join("got.bin").display().to_string();
-        let url = format!("ftp://{SERVER4}/file.bin");
-        let mut argv = vec!["curl", "-sS", "--max-time", "10", "-o", &dst];
-        argv.extend_from_slice(flags);
-        argv.push(&url);
-        let o = lab.exec('c', 20, &argv);
-        assert!(
-            o.status.success(),
-            "{flags:?}: {}\n{}",
-            out(&o),
-            lab.log_text()
-        );
-        assert_eq!(
-            sha256(&lab.dir.join("got.bin")),
-            sha256(&lab.root().join("file.bin"))
-        );
-    }
+    assert_downloads_both_modes(&lab);
     // The original destination came from the socket, not from conntrack NAT.
     assert!(
         lab.log_text().contains("wants 198.19.2.2:21"),
@@ -389,12 +377,7 @@ fn daemon_mode_detaches_and_cleans_up() {
         lab.tables().contains("ftp-proxy"),
         "no table while the daemon runs"
     );
-    let o = curl_get(&lab, "10");
-    assert!(o.status.success(), "{}", out(&o));
-    assert_eq!(
-        sha256(&lab.dir.join("got.bin")),
-        sha256(&lab.root().join("file.bin"))
-    );
+    assert_download(&lab, &[]);
     // The daemon is the only process left in the router namespace.
     let pids = std::process::Command::new("ip")
         .args(["netns", "pids", &lab.ns('r')])
@@ -438,24 +421,7 @@ fn source_address_towards_server() {
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-a", "198.19.2.3"]);
     // vsftpd accepts passive data connections only from the control
     // connection's address, so passive mode also proves the SNAT.
-    for flags in [&[][..], &["-P", "-"]] {
-        let dst = lab.dir.join("got.bin").display().to_string();
-        let url = format!("ftp://{SERVER4}/file.bin");
-        let mut argv = vec!["curl", "-sS", "--max-time", "10", "-o", &dst];
-        argv.extend_from_slice(flags);
-        argv.push(&url);
-        let o = lab.exec('c', 20, &argv);
-        assert!(
-            o.status.success(),
-            "{flags:?}: {}\n{}",
-            out(&o),
-            lab.log_text()
-        );
-        assert_eq!(
-            sha256(&lab.dir.join("got.bin")),
-            sha256(&lab.root().join("file.bin"))
-        );
-    }
+    assert_downloads_both_modes(&lab);
     assert!(
         lab.log_text().contains("via proxy 198.19.2.3:"),
         "{}",
