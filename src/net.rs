@@ -4,7 +4,7 @@
 use mio::net::TcpStream;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 
 /// A `sockaddr_storage` holding `a`, and its length.
 pub fn sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -74,22 +74,20 @@ pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStrea
     Ok(TcpStream::from_std(stream))
 }
 
-/// Lets a listener accept connections that an nft `tproxy` rule hands it
-/// (their destination is not a local address). Needs CAP_NET_ADMIN.
-pub fn set_transparent<S: std::os::fd::AsRawFd>(sock: &S, ipv6: bool) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    let (level, opt) = if ipv6 {
-        (libc::SOL_IPV6, libc::IPV6_TRANSPARENT)
-    } else {
-        (libc::SOL_IP, libc::IP_TRANSPARENT)
-    };
-    // SAFETY: a valid int option on a valid socket.
+/// setsockopt(2) of an `int` option.
+pub fn set_int_opt<S: AsRawFd>(
+    sock: &S,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: a valid pointer and length for an int option.
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
             level,
             opt,
-            (&one as *const libc::c_int).cast(),
+            (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -97,4 +95,13 @@ pub fn set_transparent<S: std::os::fd::AsRawFd>(sock: &S, ipv6: bool) -> io::Res
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Lets a listener accept connections that an nft `tproxy` rule hands it
+/// (their destination is not a local address). Needs CAP_NET_ADMIN.
+pub fn set_transparent<S: AsRawFd>(sock: &S, ipv6: bool) -> io::Result<()> {
+    match ipv6 {
+        true => set_int_opt(sock, libc::SOL_IPV6, libc::IPV6_TRANSPARENT, 1),
+        false => set_int_opt(sock, libc::SOL_IP, libc::IP_TRANSPARENT, 1),
+    }
 }

@@ -36,18 +36,9 @@ impl NlSocket {
         })?;
         // SAFETY: fd is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
         // Errors come back without the whole request echoed: small ACKs.
-        // SAFETY: valid pointer and length for an int option.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                SOL_NETLINK,
-                NETLINK_CAP_ACK,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
+        // Old kernels lack the option; ACKs are then just larger.
+        let _ = crate::net::set_int_opt(&fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
         // SAFETY: zeroed sockaddr_nl is valid; the kernel picks the port id.
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as u16;
