@@ -3,6 +3,8 @@
 
 use crate::config::Config;
 use crate::filter::Backend;
+use crate::ftp::command::Af;
+use crate::ftp::policy::Policy;
 use crate::intercept;
 use crate::net;
 use crate::session::{Ctx, End, Phase, Rng, Session};
@@ -21,7 +23,8 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 /// Sessions use tokens from here: client 2+2i, server 3+2i.
 const FIRST: usize = 2;
-/// How long a server may take to accept the control connection.
+/// How long a server may take to accept the control connection, and then
+/// to finish its greeting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
 
@@ -206,14 +209,18 @@ impl Proxy {
             }
         };
         let _ = client.set_nodelay(true);
+        if let Err(e) = net::set_oob_inline(&client) {
+            log::warn!("client {peer}: SO_OOBINLINE: {e}; ABOR may not reach the server");
+        }
         let _ = server_sock.set_nodelay(true);
         self.next_id += 1;
         let id = self.next_id;
         let now = Instant::now();
-        let Some(i) = self
-            .sessions
-            .insert_with(|_| Session::new(id, client, server_sock, peer, orig, server, now))
-        else {
+        let Some(i) = self.sessions.insert_with(|_| {
+            let family = if peer.is_ipv4() { Af::Inet } else { Af::Inet6 };
+            let policy = Policy::new(self.cfg.ipv6, self.cfg.anonymous_only, family);
+            Session::new(id, client, server_sock, peer, orig, server, policy, now)
+        }) else {
             return;
         };
         log::debug!("#{id} client {peer} wants {orig}, connecting to {server}");
@@ -258,9 +265,10 @@ impl Proxy {
         let idle = Duration::from_secs(self.cfg.timeout.into());
         for i in 0..self.sessions.capacity() {
             let why = match self.sessions.get_mut(i) {
-                Some(s) if s.phase == Phase::Connecting && now - s.started >= CONNECT_TIMEOUT => {
-                    End::ConnectTimeout
-                }
+                Some(s) if !s.greeted && now - s.started >= CONNECT_TIMEOUT => match s.phase {
+                    Phase::Connecting => End::ConnectTimeout,
+                    Phase::Running => End::GreetingTimeout,
+                },
                 Some(s) if now.saturating_duration_since(s.last_io) >= idle => End::IdleTimeout,
                 _ => continue,
             };

@@ -1,5 +1,5 @@
-//! Socket set-up std and mio do not offer: a non-blocking connect from a
-//! chosen source address.
+//! Socket calls std and mio do not offer: a non-blocking connect from a
+//! chosen source address, transparent listeners, TCP urgent data.
 
 use mio::net::TcpStream;
 use std::io;
@@ -104,4 +104,45 @@ pub fn set_transparent<S: AsRawFd>(sock: &S, ipv6: bool) -> io::Result<()> {
         true => set_int_opt(sock, libc::SOL_IPV6, libc::IPV6_TRANSPARENT, 1),
         false => set_int_opt(sock, libc::SOL_IP, libc::IP_TRANSPARENT, 1),
     }
+}
+
+/// SIOCATMARK from linux/sockios.h; `_IOR('s', 7, int)` on the BSDs.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SIOCATMARK: u32 = 0x8905;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SIOCATMARK: u32 = 0x4004_7307;
+
+/// Keeps TCP urgent data in the byte stream (SO_OOBINLINE), so the proxy
+/// relays an ABOR's urgent byte in order instead of losing it.
+pub fn set_oob_inline<S: AsRawFd>(sock: &S) -> io::Result<()> {
+    set_int_opt(sock, libc::SOL_SOCKET, libc::SO_OOBINLINE, 1)
+}
+
+/// Whether the next byte to read is the peer's urgent byte. Reads stop
+/// before that byte, so asking before every read finds it.
+pub fn at_mark<S: AsRawFd>(sock: &S) -> io::Result<bool> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: SIOCATMARK writes one int.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), SIOCATMARK as _, &mut v) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v != 0)
+}
+
+/// Sends `buf` as TCP urgent data: the peer's urgent mark lands on its
+/// last byte.
+pub fn send_urgent<S: AsRawFd>(sock: &S, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let n = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_OOB | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }

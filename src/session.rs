@@ -8,14 +8,14 @@
 
 use crate::config::Config;
 use crate::filter::{Backend, DataMap};
-use crate::ftp::command::{is_anonymous, Af, Command};
 use crate::ftp::line::{Frame, LineBuf, OutBuf};
-use crate::ftp::reply::{self, Kind, ReplyFramer};
-use crate::ftp::write::{format, ExtHostPort, HostPort};
-use crate::ftp::{MAX_LINE, MIN_DATA_PORT};
+use crate::ftp::policy::{self, Policy, Refusal, Severity, Verdict};
+use crate::ftp::reply::{Kind, ReplyFramer};
+use crate::ftp::{telnet, write, MAX_LINE};
+use crate::net;
 use mio::net::TcpStream;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::Instant;
 
@@ -34,6 +34,22 @@ pub enum Phase {
     Running,
 }
 
+impl End {
+    /// What the client is told as the proxy hangs up, if anything: not
+    /// when a peer left on its own or broke the connection.
+    fn farewell(&self) -> Option<&'static [u8]> {
+        Some(match self {
+            End::Connect(_) | End::ConnectTimeout => {
+                b"421 Service not available: cannot reach the FTP server\r\n"
+            }
+            End::GreetingTimeout => b"421 Service not available: the FTP server did not greet\r\n",
+            End::IdleTimeout => b"421 Idle timeout, closing control connection\r\n",
+            End::Shutdown => b"421 Proxy shutting down, closing control connection\r\n",
+            _ => return None,
+        })
+    }
+}
+
 /// Why a session ended: the log line says it.
 #[derive(Debug)]
 pub enum End {
@@ -42,9 +58,10 @@ pub enum End {
     Connect(io::Error),
     ClientIo(io::Error),
     ServerIo(io::Error),
-    LineTooLong(&'static str),
     IdleTimeout,
     ConnectTimeout,
+    /// The server accepted but never finished its 220 greeting.
+    GreetingTimeout,
     Shutdown,
 }
 
@@ -56,9 +73,9 @@ impl fmt::Display for End {
             End::Connect(e) => write!(f, "connect to server failed: {e}"),
             End::ClientIo(e) => write!(f, "client error: {e}"),
             End::ServerIo(e) => write!(f, "server error: {e}"),
-            End::LineTooLong(who) => write!(f, "{who} sent a line longer than {MAX_LINE} bytes"),
             End::IdleTimeout => f.write_str("idle timeout"),
             End::ConnectTimeout => f.write_str("timeout connecting to server"),
+            End::GreetingTimeout => f.write_str("server did not finish its greeting"),
             End::Shutdown => f.write_str("proxy shutting down"),
         }
     }
@@ -121,25 +138,39 @@ pub struct Session {
     pub data_conns: u32,
     /// The kernel mapping of the pending data connection.
     pub map: Option<DataMap>,
+    /// The server's greeting (its first complete reply) has arrived.
+    pub greeted: bool,
+    policy: Policy,
     cin: LineBuf<MAX_LINE>,
     sin: LineBuf<MAX_LINE>,
     cout: OutBuf<OUT>,
     sout: OutBuf<OUT>,
     replies: ReplyFramer,
-    epsv_all: bool,
+    /// A server line too long for `sin` is being relayed piece by piece.
+    relaying_long: bool,
+    /// …or dropped, because it was a passive reply the proxy cannot read.
+    dropping_long: bool,
     client_eof: bool,
     server_eof: bool,
+    /// The client half-closed and the server has been sent FIN too.
+    server_shut: bool,
 }
 
 /// Reads what `r` has into `buf` until it would block or the buffer is
-/// full. Returns whether anything (data or end of stream) arrived.
-fn fill<R: Read, const N: usize>(
-    r: &mut R,
+/// full. Returns whether anything (data or end of stream) arrived. With
+/// `urgent`, asks before each read whether the next byte is the peer's
+/// urgent byte (reads stop just before it).
+fn fill<const N: usize>(
+    r: &mut TcpStream,
     buf: &mut LineBuf<N>,
     eof: &mut bool,
+    urgent: bool,
 ) -> io::Result<bool> {
     let mut progress = false;
     while !*eof && !buf.is_full() {
+        if urgent && net::at_mark(r)? {
+            buf.mark_urgent();
+        }
         match buf.read_from(r) {
             Ok(0) => {
                 *eof = true;
@@ -157,21 +188,41 @@ fn fill<R: Read, const N: usize>(
     Ok(progress)
 }
 
-fn flush<W: Write, const N: usize>(w: &mut W, out: &mut OutBuf<N>) -> io::Result<bool> {
+/// Writes what the peer takes, the urgent byte as TCP urgent data.
+fn flush<const N: usize>(w: &mut TcpStream, out: &mut OutBuf<N>) -> io::Result<bool> {
     let before = out.free();
-    out.write_to(w)?;
+    out.send_with(|b, urgent| match urgent {
+        true => net::send_urgent(w, b),
+        false => w.write(b),
+    })?;
     Ok(out.free() != before)
 }
 
-/// Queues a formatted line; the caller checked for room.
-fn emit<const N: usize>(out: &mut OutBuf<N>, args: fmt::Arguments<'_>) {
-    let tail = out.tail();
-    if let Some(n) = format(tail, args) {
+/// Queues a line formatted by `f`; the caller checked for room.
+fn emit<const N: usize>(out: &mut OutBuf<N>, f: impl FnOnce(&mut [u8]) -> Option<usize>) {
+    if let Some(n) = f(out.tail()) {
         out.commit(n);
     }
 }
 
+/// A client's verb for the log: at most 8 printable bytes, never its
+/// argument (which may be a password).
+struct Verb<'a>(&'a [u8]);
+
+impl fmt::Display for Verb<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.0.iter().take_while(|&&b| b != b' ').take(8) {
+            match b {
+                0x21..=0x7e => write!(f, "{}", b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Session {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
         client: TcpStream,
@@ -179,6 +230,7 @@ impl Session {
         client_addr: SocketAddr,
         orig_server: SocketAddr,
         server_addr: SocketAddr,
+        policy: Policy,
         now: Instant,
     ) -> Session {
         Session {
@@ -195,14 +247,18 @@ impl Session {
             commands: 0,
             data_conns: 0,
             map: None,
+            greeted: false,
+            policy,
             cin: LineBuf::default(),
             sin: LineBuf::default(),
             cout: OutBuf::default(),
             sout: OutBuf::default(),
             replies: ReplyFramer::default(),
-            epsv_all: false,
+            relaying_long: false,
+            dropping_long: false,
             client_eof: false,
             server_eof: false,
+            server_shut: false,
         }
     }
 
@@ -213,28 +269,35 @@ impl Session {
         }
         loop {
             let mut progress = false;
-            if fill(&mut self.client, &mut self.cin, &mut self.client_eof).map_err(End::ClientIo)? {
+            let got = fill(&mut self.client, &mut self.cin, &mut self.client_eof, true);
+            if got.map_err(End::ClientIo)? {
                 self.last_io = cx.now;
                 progress = true;
             }
-            progress |= self.client_lines(cx)?;
+            progress |= self.client_lines(cx);
             progress |= flush(&mut self.server, &mut self.sout).map_err(End::ServerIo)?;
-            if fill(&mut self.server, &mut self.sin, &mut self.server_eof).map_err(End::ServerIo)? {
+            let got = fill(&mut self.server, &mut self.sin, &mut self.server_eof, false);
+            if got.map_err(End::ServerIo)? {
                 self.last_io = cx.now;
                 progress = true;
             }
-            progress |= self.server_lines(cx)?;
+            progress |= self.server_lines(cx);
             progress |= flush(&mut self.client, &mut self.cout).map_err(End::ClientIo)?;
             if !progress {
                 break;
             }
         }
         // A peer that closed has had its last complete lines relayed.
-        if self.server_eof && self.cout.is_empty() && !matches!(self.sin.frame(), Frame::Line(_)) {
+        if self.server_eof && self.cout.is_empty() && !self.sin.has_frame() {
             return Err(End::ServerClosed);
         }
-        if self.client_eof && self.sout.is_empty() && !matches!(self.cin.frame(), Frame::Line(_)) {
-            return Err(End::ClientClosed);
+        if self.client_eof && self.sout.is_empty() && !self.cin.has_frame() && !self.server_shut {
+            // Half-close: pass the client's FIN on and keep relaying the
+            // server's last replies (a 221 to QUIT) until it closes too.
+            self.server_shut = true;
+            if self.server.shutdown(Shutdown::Write).is_err() {
+                return Err(End::ClientClosed);
+            }
         }
         Ok(())
     }
@@ -263,127 +326,104 @@ impl Session {
         Ok(true)
     }
 
-    fn client_lines(&mut self, cx: &mut Ctx) -> Result<bool, End> {
+    fn client_lines(&mut self, cx: &mut Ctx) -> bool {
         let mut progress = false;
         while self.sout.free() >= ROOM && self.cout.free() >= ROOM {
-            match self.cin.frame() {
-                Frame::Line(n) => {
-                    self.command(n, cx);
-                    self.cin.consume(n);
-                    progress = true;
-                }
+            let f = self.cin.frame();
+            match f {
+                Frame::Line(n) => self.command(n, cx),
                 Frame::Partial => break,
-                Frame::TooLong => return Err(End::LineTooLong("client")),
+                Frame::LongStart(_) => log::info!(
+                    "#{} client sent a command longer than {MAX_LINE} bytes, dropping it",
+                    self.id
+                ),
+                Frame::LongMore(_) => {}
+                Frame::LongEnd(_) => self.refuse(policy::LINE_TOO_LONG, b"(long)"),
             }
+            self.cin.advance(f);
+            progress = true;
         }
-        Ok(progress)
+        progress
     }
 
-    fn server_lines(&mut self, cx: &mut Ctx) -> Result<bool, End> {
+    fn server_lines(&mut self, cx: &mut Ctx) -> bool {
         let mut progress = false;
         while self.cout.free() >= ROOM {
-            match self.sin.frame() {
-                Frame::Line(n) => {
-                    self.reply(n, cx);
-                    self.sin.consume(n);
-                    progress = true;
-                }
+            let f = self.sin.frame();
+            match f {
+                Frame::Line(n) => self.reply(n, cx),
                 Frame::Partial => break,
-                Frame::TooLong => return Err(End::LineTooLong("server")),
+                Frame::LongStart(n) => self.long_reply_start(n),
+                Frame::LongMore(n) | Frame::LongEnd(n) => {
+                    if !self.dropping_long {
+                        let _ = self.cout.push(self.sin.head(n));
+                    }
+                }
             }
+            if let Frame::LongEnd(_) = f {
+                self.relaying_long = false;
+                self.dropping_long = false;
+            }
+            self.sin.advance(f);
+            progress = true;
         }
-        Ok(progress)
+        progress
     }
 
-    /// Tells the client `code text` instead of forwarding its command.
-    fn refuse(&mut self, code: u16, text: &str) {
-        log::info!("#{} refused client command: {code} {text}", self.id);
-        emit(&mut self.cout, format_args!("{code} {text}\r\n"));
+    /// Tells the client `r` instead of relaying what it or the server said.
+    fn refuse(&mut self, r: Refusal, what: &[u8]) {
+        let what = Verb(what);
+        match r.severity {
+            Severity::Security => log::warn!(
+                "#{} client {} refused {what}: {} {}",
+                self.id,
+                self.client_addr,
+                r.code,
+                r.text
+            ),
+            Severity::Protocol => log::info!(target: crate::log::NOTICE,
+                "#{} refused {what}: {} {}", self.id, r.code, r.text),
+        }
+        emit(&mut self.cout, |b| {
+            write::format(b, format_args!("{} {}\r\n", r.code, r.text))
+        });
     }
 
     fn command(&mut self, n: usize, cx: &mut Ctx) {
         self.commands += 1;
-        let line = self.cin.head(n);
-        match Command::parse(line) {
-            Command::Port(port) => self.active(cx, None, port),
-            Command::Eprt(af, port) => self.active(cx, Some(af), port),
-            Command::Pasv if cx.cfg.ipv6 => {
-                self.refuse(500, "PASV not allowed in IPv6 mode, use EPSV")
+        let raw = self.cin.head(n);
+        // Judge the line the server will read: without Telnet sequences.
+        let mut clean = [0u8; MAX_LINE];
+        let line = match telnet::has_iac(raw) {
+            true => {
+                let k = telnet::strip(raw, &mut clean);
+                &clean[..k]
             }
-            Command::Pasv if self.epsv_all => {
-                self.refuse(503, "EPSV ALL in effect, only EPSV is allowed")
-            }
-            Command::Epsv(Some(af)) if af != self.family() => self.refuse_family(),
-            Command::EpsvAll => {
-                self.epsv_all = true;
-                self.forward_command(n);
-            }
-            Command::User(user) if cx.cfg.anonymous_only && !is_anonymous(user) => {
-                self.refuse(530, "Only anonymous FTP is allowed through this proxy")
-            }
-            Command::Security => self.refuse(
-                534,
-                "AUTH refused: ftp-proxy must read the control channel, TLS cannot pass through it",
-            ),
-            Command::Long => {
-                self.refuse(502, "LPRT/LPSV not supported by the proxy, use EPRT/EPSV")
-            }
-            Command::Malformed(verb) => {
-                let text = match verb {
-                    "PORT" => "Syntax error in PORT parameters",
-                    "EPRT" => "Syntax error in EPRT parameters",
-                    _ => "Syntax error in EPSV parameters",
-                };
-                self.refuse(501, text)
-            }
-            _ => self.forward_command(n),
-        }
-    }
-
-    fn forward_command(&mut self, n: usize) {
-        // Room was checked by the caller; a line is at most MAX_LINE.
-        let _ = self.sout.push(self.cin.head(n));
-    }
-
-    /// 522 (RFC 2428): the family the client named is not the one in use.
-    fn refuse_family(&mut self) {
-        let text = match self.family() {
-            Af::Inet => "Network protocol not supported, use (1)",
-            Af::Inet6 => "Network protocol not supported, use (2)",
+            false => raw,
         };
-        self.refuse(522, text)
-    }
-
-    fn family(&self) -> Af {
-        if self.client_addr.is_ipv4() {
-            Af::Inet
-        } else {
-            Af::Inet6
+        match self.policy.judge(line) {
+            Verdict::Forward => {
+                // Room was checked by the caller; a line is at most MAX_LINE.
+                let _ = match self.cin.urgent_in(n) {
+                    Some(u) => self.sout.push_urgent(raw, u),
+                    None => self.sout.push(raw),
+                };
+            }
+            Verdict::Active { extended, port } => self.active(cx, extended, port),
+            Verdict::Refuse(r) => {
+                let verb = if line.len() < 8 { line } else { &line[..8] };
+                let mut v = [0u8; 8];
+                v[..verb.len()].copy_from_slice(verb);
+                self.refuse(r, &v[..verb.len()]);
+            }
         }
     }
 
     /// PORT/EPRT: the address the client named is ignored; the server is
     /// sent the proxy's address and a fresh port whose connections the
     /// kernel forwards to the client's control address and named port.
-    fn active(&mut self, cx: &mut Ctx, af: Option<Af>, port: u16) {
+    fn active(&mut self, cx: &mut Ctx, extended: bool, port: u16) {
         let Some(proxy) = self.proxy_addr else { return };
-        if af.is_none() && cx.cfg.ipv6 {
-            return self.refuse(500, "PORT not allowed in IPv6 mode, use EPRT");
-        }
-        if self.epsv_all {
-            return self.refuse(503, "EPSV ALL in effect, only EPSV is allowed");
-        }
-        if af.is_some_and(|af| af != self.family()) {
-            return self.refuse_family();
-        }
-        if port < MIN_DATA_PORT {
-            log::warn!(
-                "#{} client {} asked for data port {port} below {MIN_DATA_PORT}",
-                self.id,
-                self.client_addr
-            );
-            return self.refuse(501, "Data port below 1024 refused");
-        }
         let (client, server, orig) = (
             self.client_addr.ip(),
             self.server_addr.ip(),
@@ -393,30 +433,19 @@ impl Session {
         let Some(pp) = self.install(cx, |pp| {
             DataMap::active(server, proxy, pp, client, port, orig, port20)
         }) else {
-            return self.refuse(
-                425,
-                "Can't open data connection: proxy could not set up NAT",
-            );
+            return self.refuse(policy::NAT_FAILED, b"PORT");
         };
-        let verb = match (af, proxy) {
-            (None, IpAddr::V4(p)) => {
-                emit(
-                    &mut self.sout,
-                    format_args!("PORT {}\r\n", HostPort(p.octets(), pp)),
-                );
-                "PORT"
-            }
-            _ => {
-                emit(
-                    &mut self.sout,
-                    format_args!("EPRT {}\r\n", ExtHostPort(proxy, pp)),
-                );
-                "EPRT"
-            }
-        };
+        emit(&mut self.sout, |b| {
+            write::active_command(b, proxy, pp, extended)
+        });
         log::debug!(
-            "#{} {verb}: server {server} -> proxy {} -> client {}",
+            "#{} {}: server {server} -> proxy {} -> client {}",
             self.id,
+            if extended || proxy.is_ipv6() {
+                "EPRT"
+            } else {
+                "PORT"
+            },
             SocketAddr::new(proxy, pp),
             SocketAddr::new(client, port)
         );
@@ -451,50 +480,48 @@ impl Session {
     }
 
     fn reply(&mut self, n: usize, cx: &mut Ctx) {
-        let kind = self.replies.classify(self.sin.head(n));
-        match kind {
-            Some(Kind::Final(227)) => self.passive(n, cx, false),
-            Some(Kind::Final(229)) => self.passive(n, cx, true),
-            _ => {
-                let _ = self.cout.push(self.sin.head(n));
+        let line = self.sin.head(n);
+        let kind = self.replies.classify(line);
+        if let Some(Kind::Final(code)) = kind {
+            self.greeted = true;
+            match policy::passive_port(code, line) {
+                Some(Ok(port)) => return self.passive(cx, code == 229, port),
+                Some(Err(r)) => return self.refuse_reply(r, code),
+                None => {}
             }
         }
+        let _ = self.cout.push(self.sin.head(n));
+    }
+
+    /// The first piece of a server line longer than `sin`: relayed as it
+    /// comes, unless it is a passive reply, which the proxy must read
+    /// whole and cannot.
+    fn long_reply_start(&mut self, n: usize) {
+        let head = self.sin.head(n);
+        match self.replies.classify(head) {
+            Some(Kind::Final(code @ (227 | 229))) => {
+                self.dropping_long = true;
+                self.refuse_reply(policy::BAD_PASSIVE, code);
+            }
+            _ => {
+                self.relaying_long = true;
+                let _ = self.cout.push(head);
+            }
+        }
+    }
+
+    fn refuse_reply(&mut self, r: Refusal, code: u16) {
+        let mut what = [0u8; 3];
+        let _ = write::format(&mut what, format_args!("{code}"));
+        self.refuse(r, &what);
     }
 
     /// 227/229: the server's port is replaced by a proxy port on the
     /// address the client wanted (`orig_server`); the kernel forwards
     /// connections to it to the server's control address. The address in
     /// a 227 is never trusted.
-    fn passive(&mut self, n: usize, cx: &mut Ctx, extended: bool) {
+    fn passive(&mut self, cx: &mut Ctx, extended: bool, port: u16) {
         let Some(proxy) = self.proxy_addr else { return };
-        let line = self.sin.head(n);
-        let port = if extended {
-            reply::parse_229(line)
-        } else {
-            reply::parse_227(line).map(|(_, p)| p)
-        };
-        let Some(port) = port else {
-            log::warn!(
-                "#{} server sent a malformed {} reply",
-                self.id,
-                if extended { 229 } else { 227 }
-            );
-            return self.refuse(
-                425,
-                "Can't open data connection: bad passive reply from server",
-            );
-        };
-        if port < MIN_DATA_PORT {
-            log::warn!(
-                "#{} server {} offered data port {port} below {MIN_DATA_PORT}",
-                self.id,
-                self.server_addr
-            );
-            return self.refuse(
-                425,
-                "Can't open data connection: server port below 1024 refused",
-            );
-        }
         let (client, server, orig) = (
             self.client_addr.ip(),
             self.server_addr.ip(),
@@ -503,28 +530,19 @@ impl Session {
         let Some(pp) = self.install(cx, |pp| {
             DataMap::passive(client, orig, pp, server, port, proxy)
         }) else {
-            return self.refuse(
-                425,
-                "Can't open data connection: proxy could not set up NAT",
-            );
+            return self.refuse(policy::NAT_FAILED, b"PASV");
         };
-        match (extended, orig) {
-            (false, IpAddr::V4(o)) => emit(
-                &mut self.cout,
-                format_args!(
-                    "227 Entering Passive Mode ({})\r\n",
-                    HostPort(o.octets(), pp)
-                ),
-            ),
-            _ => emit(
-                &mut self.cout,
-                format_args!("229 Entering Extended Passive Mode (|||{pp}|)\r\n"),
-            ),
-        }
+        emit(&mut self.cout, |b| {
+            write::passive_reply(b, orig, pp, extended)
+        });
         log::debug!(
             "#{} {}: client {client} -> {} -> server {}",
             self.id,
-            if extended { "EPSV" } else { "PASV" },
+            if extended || orig.is_ipv6() {
+                "EPSV"
+            } else {
+                "PASV"
+            },
             SocketAddr::new(orig, pp),
             SocketAddr::new(server, port)
         );
@@ -537,11 +555,12 @@ impl Session {
                 log::error!("#{} removing mapping: {e}", self.id);
             }
         }
-        if self.phase == Phase::Connecting {
-            // The client has not heard from any server yet: say why it ends.
-            let _ = self
-                .client
-                .write(b"421 Service not available: cannot reach the FTP server\r\n");
+        // Tell the client why, unless that would land inside a line the
+        // client is still receiving.
+        if let Some(text) = why.farewell() {
+            if self.cout.is_empty() && !self.relaying_long {
+                let _ = self.client.write(text);
+            }
         }
         let _ = self.client.shutdown(Shutdown::Both);
         let _ = self.server.shutdown(Shutdown::Both);

@@ -1,11 +1,15 @@
 //! FTP control-channel protocol: pure functions over byte slices, no I/O.
 //!
-//! `line` frames the byte stream, `command` reads client commands, `reply`
-//! reads server replies, `write` formats what the proxy sends instead.
+//! `line` frames the byte stream, `telnet` strips Telnet sequences,
+//! `command` reads client commands, `reply` reads server replies, `policy`
+//! decides what the proxy does with them, `write` formats what it sends
+//! instead.
 
 pub mod command;
 pub mod line;
+pub mod policy;
 pub mod reply;
+pub mod telnet;
 pub mod write;
 
 /// Longest control line the proxy handles: OpenBSD's MAX_LINE 500 plus slack

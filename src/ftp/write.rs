@@ -63,6 +63,35 @@ impl fmt::Display for ExtHostPort {
     }
 }
 
+/// The proxy's own PORT (or EPRT) for a data connection to `proxy:pp`.
+/// PORT cannot carry IPv6, so that is always EPRT. Returns the length.
+pub fn active_command(buf: &mut [u8], proxy: IpAddr, pp: u16, extended: bool) -> Option<usize> {
+    match proxy {
+        IpAddr::V4(p) if !extended => {
+            format(buf, format_args!("PORT {}\r\n", HostPort(p.octets(), pp)))
+        }
+        _ => format(buf, format_args!("EPRT {}\r\n", ExtHostPort(proxy, pp))),
+    }
+}
+
+/// The 227 (or 229 when `extended`) the client gets: `addr:pp` is where it
+/// must connect. 227 cannot carry IPv6, so that is always 229.
+pub fn passive_reply(buf: &mut [u8], addr: IpAddr, pp: u16, extended: bool) -> Option<usize> {
+    match addr {
+        IpAddr::V4(a) if !extended => format(
+            buf,
+            format_args!(
+                "227 Entering Passive Mode ({})\r\n",
+                HostPort(a.octets(), pp)
+            ),
+        ),
+        _ => format(
+            buf,
+            format_args!("229 Entering Extended Passive Mode (|||{pp}|)\r\n"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +108,19 @@ mod tests {
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         let n = format(&mut b, format_args!("EPRT {}\r\n", ExtHostPort(ip, 6000))).unwrap();
         assert_eq!(&b[..n], b"EPRT |2|2001:db8::1|6000|\r\n");
+        let n = active_command(&mut b, ip, 6000, false).unwrap();
+        assert_eq!(&b[..n], b"EPRT |2|2001:db8::1|6000|\r\n");
+        let v4: IpAddr = "198.18.0.1".parse().unwrap();
+        let n = passive_reply(&mut b, v4, 50000, false).unwrap();
+        assert_eq!(
+            &b[..n],
+            b"227 Entering Passive Mode (198,18,0,1,195,80)\r\n"
+        );
+        let n = passive_reply(&mut b, v4, 50000, true).unwrap();
+        assert_eq!(
+            &b[..n],
+            b"229 Entering Extended Passive Mode (|||50000|)\r\n"
+        );
         let mut small = [0u8; 4];
         assert_eq!(format(&mut small, format_args!("hello")), None);
     }

@@ -2,14 +2,17 @@
 """Scripted FTP client for the namespace suite (python3 ftplib).
 
 ftpcli.py HOST PORT MODE SRC OUT NAME [--user U] [--expect-src-port P]
+          [--slow 1]
 MODE is pasv, epsv, port or eprt, forced on either address family.
 Downloads file.bin to OUT, uploads SRC as pub/NAME, lists pub/ and prints
-one line: "ok <sha256 of OUT> <listing has NAME: yes|no>".
+one line: "ok <sha256 of OUT> <listing has NAME: yes|no>". With --slow,
+the download reads 16 KiB every 50 ms (about 320 KB/s).
 """
 import ftplib
 import hashlib
 import socket
 import sys
+import time
 
 
 class Client(ftplib.FTP):
@@ -54,12 +57,15 @@ def main(argv):
     ftp = Client(timeout=20)
     ftp.connect(host, int(port))
     ftp.login(opts.get("--user", "anonymous"), "test@example.org")
+    slow = opts.get("--slow") == "1"
     h = hashlib.sha256()
     with open(out, "wb") as f:
         def sink(b):
             h.update(b)
             f.write(b)
-        ftp.retrbinary("RETR file.bin", sink)
+            if slow:
+                time.sleep(0.05)
+        ftp.retrbinary("RETR file.bin", sink, blocksize=16384 if slow else 8192)
     with open(src, "rb") as f:
         ftp.storbinary(f"STOR pub/{name}", f)
     names = ftp.nlst("pub")

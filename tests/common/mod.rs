@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod inproc;
+pub mod scripted;
 
 use std::fs;
 use std::io::Read;
@@ -302,6 +303,46 @@ impl Lab {
         match out.find("\"elem\"") {
             None => 0,
             Some(i) => out[i..].matches("timeout").count(),
+        }
+    }
+
+    /// Open descriptors of the proxy process.
+    pub fn fd_count(&self) -> usize {
+        let pid = self.proxy_pid().expect("proxy running");
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("/proc/PID/fd")
+            .count()
+    }
+
+    /// Elements in all of the proxy's maps (IPv4 table; snatp4 exists
+    /// only with -r).
+    pub fn all_elements(&self) -> usize {
+        let maps = self.nft(&["list", "maps", "inet"]);
+        ["dnat4", "snat4", "snatp4"]
+            .iter()
+            .filter(|m| maps.contains(&format!("map {m} ")))
+            .map(|m| self.elements("ftp-proxy", m))
+            .sum()
+    }
+
+    /// Waits (at most 5 s) until the proxy is back to `fds` descriptors
+    /// with no map element left, and is still running.
+    pub fn assert_clean(&mut self, fds: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (now, elems) = (self.fd_count(), self.all_elements());
+            if now == fds && elems == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "leak: {now} descriptors (baseline {fds}), {elems} map elements\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(Ok(Some(st))) = self.proxy.as_mut().map(|c| c.try_wait()) {
+            panic!("ftp-proxy died ({st}):\n{}", self.log_text());
         }
     }
 
