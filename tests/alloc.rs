@@ -73,6 +73,11 @@ fn session(port: u16, rounds: usize) -> Vec<String> {
         cmds.push(format!("PORT 127,0,0,1,{},{}", 100 + i % 100, i % 256));
         cmds.push(format!("EPRT |1|127.0.0.1|{}|", 20000 + i));
         cmds.push("NOOP".into());
+        // Refusals, with their log lines, must not allocate either.
+        cmds.push("AUTH TLS".into());
+        cmds.push("NO\u{1}OP".into());
+        cmds.push("PORT 127,0,0,1,0,21".into());
+        cmds.push("L".repeat(600));
     }
     cmds.push("QUIT".into());
     for c in cmds {
@@ -121,6 +126,10 @@ fn no_allocation_per_session_command_or_mapping() {
     assert_eq!(pasv, 120, "rewritten 227 replies");
     assert_eq!(epsv, 120, "rewritten 229 replies");
     assert!(port_ok >= 360, "PORT/EPRT/NOOP answered: {port_ok}");
+    for (code, want) in [("534 ", 120), ("500 ", 240), ("501 ", 120)] {
+        let got = replies.iter().filter(|r| r.starts_with(code)).count();
+        assert_eq!(got, want, "{code}replies");
+    }
     assert!(
         !replies
             .iter()
@@ -131,6 +140,6 @@ fn no_allocation_per_session_command_or_mapping() {
         !tables.contains("ftp-proxy"),
         "table left after shutdown: {tables}"
     );
-    println!("heap allocations on the proxy thread for 3 sessions, 600 negotiations, 120 NOOPs: {allocs}");
+    println!("heap allocations on the proxy thread for 3 sessions, 600 negotiations, 120 NOOPs, 480 refused commands: {allocs}");
     assert_eq!(allocs, 0, "the proxy allocated in steady state");
 }

@@ -306,6 +306,14 @@ impl Lab {
         }
     }
 
+    /// Fails unless the proxy's log holds each of `wanted`.
+    pub fn assert_logged(&self, wanted: &[&str]) {
+        let log = self.log_text();
+        for w in wanted {
+            assert!(log.contains(w), "the log lacks {w:?}:\n{log}");
+        }
+    }
+
     /// Open descriptors of the proxy process.
     pub fn fd_count(&self) -> usize {
         let pid = self.proxy_pid().expect("proxy running");
