@@ -76,6 +76,8 @@ connect_from_port_20=NO
 pasv_min_port=30000
 pasv_max_port=30999
 xferlog_enable=NO
+max_per_ip=0
+max_clients=0
 CONF
         ip netns exec "$s" "$bin" "$dir/vsftpd.conf" >"$dir/server.log" 2>&1 &
         ;;

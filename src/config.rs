@@ -28,6 +28,10 @@ pub struct Config {
     pub timeout: u32,
     pub verbose: u8,
     pub intercept: heapless::Vec<heapless::String<IFNAMSIZ>, MAX_IFACES>,
+    /// `-u`: the user to run as (default _ftp_proxy, else nobody).
+    pub user: Option<String>,
+    /// `-c`: the directory to chroot to (default /var/empty).
+    pub chroot: Option<String>,
 }
 
 impl Default for Config {
@@ -49,6 +53,8 @@ impl Default for Config {
             timeout: MAX_TIMEOUT,
             verbose: 0,
             intercept: heapless::Vec::new(),
+            user: None,
+            chroot: None,
         }
     }
 }
@@ -74,14 +80,15 @@ fn bad<T>(msg: String) -> Result<T, ConfigError> {
 }
 
 pub const USAGE: &str = "\
-usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-D level] [-i interface]
-                 [-m maxsessions] [-P port] [-p port] [-q queue] [-R address]
-                 [-T tag] [-t timeout]
+usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
+                 [-i interface] [-m maxsessions] [-P port] [-p port] [-q queue]
+                 [-R address] [-T tag] [-t timeout] [-u user]
 
   -6              IPv6 mode: only EPSV and EPRT are allowed
   -A              only anonymous logins (USER ftp or anonymous)
   -a sourceaddr   source address of the control connection to the server
   -b address      listen address (default 127.0.0.1, ::1 with -6)
+  -c dir          empty directory to chroot to, as root (default /var/empty)
   -D level        log level 0..7, as syslog priorities (default 5)
   -d              stay in the foreground and log to stderr
   -i interface    (Linux) redirect tcp/21 arriving on this interface to the
@@ -96,6 +103,8 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-D level] [-i interface]
   -T tag          (Linux) set this conntrack mark (number) on data connections
   -t timeout      idle timeout of the control connection, 1..86400 s
                   (default 86400)
+  -u user         user to run as, when started as root (default _ftp_proxy,
+                  or nobody if there is none)
   -v              log the first packet of data connections; twice: log all
                   their packets (needs -T)
   -h              this help
@@ -143,7 +152,7 @@ impl Config {
             o.optflag(f, "", d);
         }
         o.optflagmulti("v", "", "verbose");
-        for f in ["a", "b", "D", "m", "P", "p", "q", "R", "T", "t"] {
+        for f in ["a", "b", "c", "D", "m", "P", "p", "q", "R", "T", "t", "u"] {
             o.optopt(f, "", "", "");
         }
         o.optmulti("i", "", "", "");
@@ -160,6 +169,8 @@ impl Config {
             foreground: m.opt_present("d"),
             port20: m.opt_present("r"),
             verbose: m.opt_count("v").min(2) as u8,
+            user: m.opt_str("u"),
+            chroot: m.opt_str("c"),
             ..Config::default()
         };
         if c.ipv6 {

@@ -27,6 +27,8 @@ const FIRST: usize = 2;
 /// to finish its greeting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
+/// Every this many ticks, check that the kernel table is still there.
+const CHECK_TABLE_TICKS: u32 = 5;
 
 pub struct Proxy {
     cfg: Config,
@@ -38,6 +40,7 @@ pub struct Proxy {
     filter: Backend,
     rng: Rng,
     next_id: u64,
+    ticks: u32,
 }
 
 fn client_token(i: usize) -> Token {
@@ -70,6 +73,7 @@ impl Proxy {
             filter,
             rng: Rng::from_os(),
             next_id: 0,
+            ticks: 0,
         })
     }
 
@@ -260,8 +264,15 @@ impl Proxy {
         }
     }
 
-    /// Once a second: timeouts, and a paused listener comes back.
+    /// Once a second: timeouts, a paused listener comes back, and now and
+    /// then the kernel table is re-created if an admin removed it.
     fn tick(&mut self, now: Instant) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % CHECK_TABLE_TICKS == 0 {
+            if let Err(e) = self.filter.ensure() {
+                log::error!("checking table inet {}: {e}", self.filter.table());
+            }
+        }
         let idle = Duration::from_secs(self.cfg.timeout.into());
         for i in 0..self.sessions.capacity() {
             let why = match self.sessions.get_mut(i) {

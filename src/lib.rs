@@ -11,6 +11,7 @@ pub mod ftp;
 pub mod intercept;
 pub mod log;
 pub mod net;
+pub mod privs;
 pub mod session;
 pub mod signals;
 pub mod slab;

@@ -1,8 +1,10 @@
-//! ftp-proxy: options → checks → listener and kernel table → daemon → loop.
+//! ftp-proxy: options → checks → listener and kernel table → daemon →
+//! privilege drop → loop.
 
 use ftp_proxy::config::{Config, ConfigError, USAGE};
 use ftp_proxy::event_loop::Proxy;
 use ftp_proxy::filter::{Backend, FilterError};
+use ftp_proxy::privs;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -26,6 +28,13 @@ fn main() -> ExitCode {
     };
     // Errors before daemonizing go to stderr, where the admin sees them.
     ftp_proxy::log::init(cfg.debug_level, false);
+    let plan = match privs::prepare(cfg.user.as_deref(), cfg.chroot.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(format_args!("{e}")),
+    };
+    if let Err(e) = privs::raise_nofile(privs::fds_needed(cfg.max_sessions)) {
+        return fail(format_args!("{e}"));
+    }
 
     let addr = SocketAddr::new(cfg.listen_addr, cfg.listen_port);
     let listener = match std::net::TcpListener::bind(addr).and_then(|l| {
@@ -57,6 +66,10 @@ fn main() -> ExitCode {
         }
         ftp_proxy::log::use_syslog();
     }
+    if let Err(e) = privs::apply(&plan) {
+        return fail(format_args!("dropping privileges: {e}"));
+    }
+    log::info!(target: "notice", "dropped privileges: {plan}");
     let owned = if filter.owned() {
         " (owned: the kernel drops it with the process)"
     } else {

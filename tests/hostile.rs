@@ -8,64 +8,14 @@ mod common;
 use common::scripted::*;
 use common::*;
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A lab with the proxy intercepting the client side (`-i`), no server.
-fn lab(extra: &[&str]) -> (Lab, usize) {
-    let mut lab = Lab::new(false);
-    let iface = lab.client_iface();
-    let mut args = vec!["-b", ROUTER_C4, "-i", &iface];
-    args.extend_from_slice(extra);
-    lab.start_proxy(&args);
-    let fds = lab.fd_count();
-    (lab, fds)
-}
-
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// A fake server that greets, records each command it receives and
-/// answers it with `answer(command)`; ends at QUIT or end of stream.
-fn recording_server(
-    lab: &Lab,
-    conns: usize,
-    answer: impl Fn(&str) -> String + Send + Sync + 'static,
-) -> (Seen, std::thread::JoinHandle<Vec<()>>) {
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    let h = serve(&lab.ns('s'), SERVER4, 21, conns, move |_, mut p| {
-        p.send(b"220 fake ready\r\n");
-        while let Some(l) = p.line() {
-            let cmd = String::from_utf8_lossy(&l)
-                .trim_end_matches(['\r', '\n'])
-                .to_string();
-            log.lock().unwrap().push(cmd.clone());
-            if cmd.eq_ignore_ascii_case("QUIT") {
-                p.send(b"221 bye\r\n");
-                break;
-            }
-            p.send(answer(&cmd).as_bytes());
-        }
-    });
-    (seen, h)
-}
-
-fn ok200(_: &str) -> String {
-    "200 ok\r\n".into()
-}
-
-fn greeted(lab: &Lab) -> Peer {
-    let mut c = client(lab).join().expect("client");
-    assert_eq!(c.reply(), "220 fake ready");
-    c
-}
 
 #[test]
 fn client_garbage_is_refused_and_the_session_goes_on() {
     if !prerequisites("client_garbage") {
         return;
     }
-    let (mut lab, fds) = lab(&[]);
+    let (mut lab, fds) = intercepting_lab(&[]);
     let (seen, srv) = recording_server(&lab, 1, ok200);
     let lab_ns = lab.ns('c');
     let c = greeted(&lab);
@@ -122,7 +72,7 @@ fn odd_server_replies_are_relayed_or_refused() {
     if !prerequisites("odd_server_replies") {
         return;
     }
-    let (mut lab, fds) = lab(&[]);
+    let (mut lab, fds) = intercepting_lab(&[]);
     let banner = format!(
         "220-{}\r\n220-second line\r\n220 ready\r\n",
         "x".repeat(1500)
@@ -210,7 +160,7 @@ fn bounce_attempts_are_refused_or_pinned() {
     if !prerequisites("bounce") {
         return;
     }
-    let (mut lab, fds) = lab(&[]);
+    let (mut lab, fds) = intercepting_lab(&[]);
     // A second host on the client's network, to try the data port from.
     let iface = format!("fp{}-c", lab.name);
     let o = lab.exec(
@@ -332,7 +282,7 @@ fn abort_reaches_the_server_as_urgent_data() {
     if !prerequisites("abort_urgent") {
         return;
     }
-    let (mut lab, fds) = lab(&[]);
+    let (mut lab, fds) = intercepting_lab(&[]);
     // The server reads as FTP servers do (no SO_OOBINLINE): the urgent
     // byte is taken out of the stream and read with MSG_OOB.
     let srv = serve(&lab.ns('s'), SERVER4, 21, 1, |_, mut p| {
@@ -468,7 +418,7 @@ fn half_close_and_resets_clean_up() {
     if !prerequisites("half_close") {
         return;
     }
-    let (mut lab, fds) = lab(&[]);
+    let (mut lab, fds) = intercepting_lab(&[]);
     let srv = serve(&lab.ns('s'), SERVER4, 21, 3, |i, mut p| {
         p.send(b"220 fake ready\r\n");
         match i {
@@ -500,8 +450,7 @@ fn half_close_and_resets_clean_up() {
     let ns = lab.ns('c');
     let lab_ref = &lab;
     let c = in_ns(&ns, || {
-        let mut c = connect(SERVER4, 21);
-        c.reply();
+        let mut c = greeted_at(SERVER4, 21);
         c.send(b"QUIT\r\n");
         c.s.shutdown(std::net::Shutdown::Write).expect("shutdown");
         let bye = c.reply();
@@ -515,8 +464,7 @@ fn half_close_and_resets_clean_up() {
         p.send(&vec![b'd'; DATA]);
     });
     let c2 = in_ns(&ns, || {
-        let mut c = connect(SERVER4, 21);
-        c.reply();
+        let mut c = greeted_at(SERVER4, 21);
         let r = c.cmd("PASV");
         let mut d = connect(SERVER4, port_227(&r));
         let mut first = vec![0u8; 65536];
@@ -541,8 +489,7 @@ fn half_close_and_resets_clean_up() {
     assert_eq!(rest.len(), DATA - 65536);
     data.join().expect("data server");
     let c3 = in_ns(&ns, || {
-        let mut c = connect(SERVER4, 21);
-        c.reply();
+        let mut c = greeted_at(SERVER4, 21);
         let r = c.cmd("PASV");
         c.send(b"NOOP\r\n");
         (r, c.closes_within(Duration::from_secs(5)))
@@ -566,7 +513,7 @@ fn silent_and_endless_peers_time_out() {
     if !prerequisites("timeouts") {
         return;
     }
-    let (mut lab, fds) = lab(&["-t", "3"]);
+    let (mut lab, fds) = intercepting_lab(&["-t", "3"]);
     let srv = serve(&lab.ns('s'), SERVER4, 21, 3, |i, mut p| match i {
         // A greeting that never ends, one line every 100 ms for 40 s.
         0 => {
@@ -608,8 +555,7 @@ fn silent_and_endless_peers_time_out() {
     // The next two connect once the banner server is busy.
     std::thread::sleep(Duration::from_millis(500));
     let silent_server = in_ns(&ns, || {
-        let mut c = connect(SERVER4, 21);
-        c.reply();
+        let mut c = greeted_at(SERVER4, 21);
         c.send(b"NOOP\r\n");
         let t = Instant::now();
         (
@@ -621,8 +567,7 @@ fn silent_and_endless_peers_time_out() {
     .join()
     .expect("client");
     let silent_client = in_ns(&ns, || {
-        let mut c = connect(SERVER4, 21);
-        c.reply();
+        let mut c = greeted_at(SERVER4, 21);
         let t = Instant::now();
         (
             c.reply(),
@@ -669,12 +614,8 @@ fn negotiation_state_epsv_all_and_refusals() {
     if !prerequisites("negotiation_state") {
         return;
     }
-    let (mut lab, fds) = lab(&[]);
-    let (seen, srv) = recording_server(&lab, 1, |cmd| match cmd {
-        "PASV" => "227 Entering Passive Mode (198,19,2,2,117,48)\r\n".into(),
-        "EPSV" => "229 Entering Extended Passive Mode (|||30001|)\r\n".into(),
-        _ => "200 ok\r\n".into(),
-    });
+    let (mut lab, fds) = intercepting_lab(&[]);
+    let (seen, srv) = recording_server(&lab, 1, passive_answers);
     let c = greeted(&lab);
     let ns = lab.ns('c');
     let lab = &mut lab;

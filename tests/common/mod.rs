@@ -70,6 +70,8 @@ fn missing() -> Vec<String> {
         "proftpd",
         "sha256sum",
         "timeout",
+        "setpriv",
+        "prlimit",
     ] {
         if !have(c) {
             m.push(c.to_string());
@@ -209,13 +211,28 @@ impl Lab {
     }
 
     /// Starts ftp-proxy in the router namespace, in the foreground with
-    /// debug logging, and waits until it listens.
+    /// debug logging (unless `args` has its own -D), and waits until it
+    /// listens.
     pub fn start_proxy(&mut self, args: &[&str]) {
+        self.start_proxy_as(&[], &[], args)
+    }
+
+    /// `start_proxy` with `wrap` in front of the proxy (setpriv, prlimit:
+    /// they exec it, so the pid stays the proxy's) and `env` set.
+    pub fn start_proxy_as(&mut self, wrap: &[&str], env: &[(&str, &str)], args: &[&str]) {
         assert!(self.proxy.is_none(), "proxy already running");
         let log = fs::File::create(&self.log).expect("log file");
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns('r'), PROXY, "-d", "-D", "7"])
+            .args(["netns", "exec", &self.ns('r')])
+            .args(wrap)
+            .args([PROXY, "-d"])
+            .args(if args.contains(&"-D") {
+                &[][..]
+            } else {
+                &["-D", "7"][..]
+            })
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -238,10 +255,15 @@ impl Lab {
 
     /// SIGTERM to the proxy; returns its exit code.
     pub fn stop_proxy(&mut self) -> Option<i32> {
+        self.signal_proxy(libc::SIGTERM)
+    }
+
+    /// Sends `sig`, which must end the proxy; returns its exit code.
+    pub fn signal_proxy(&mut self, sig: libc::c_int) -> Option<i32> {
         let mut child = self.proxy.take()?;
         // `ip netns exec` execs the proxy: the child pid is the proxy's.
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, sig) };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(st)) = child.try_wait() {
@@ -250,9 +272,30 @@ impl Lab {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("ftp-proxy ignored SIGTERM:\n{}", self.log_text());
+                panic!("ftp-proxy ignored signal {sig}:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the proxy (with `wrap` in front) expecting it to refuse to
+    /// start: its exit code and what it printed.
+    pub fn proxy_refuses(&self, wrap: &[&str], args: &[&str]) -> (Option<i32>, String) {
+        let o = run(Command::new("ip")
+            .args(["netns", "exec", &self.ns('r'), "timeout", "10"])
+            .args(wrap)
+            .args([PROXY, "-d"])
+            .args(args)
+            .stdin(Stdio::null()));
+        let text = String::from_utf8_lossy(&o.stderr).into_owned();
+        (o.status.code(), text)
+    }
+
+    /// SIGKILL to the proxy, as a crash would end it.
+    pub fn kill_proxy(&mut self) {
+        if let Some(mut c) = self.proxy.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 

@@ -3,12 +3,13 @@
 //! Every read has a deadline, so a proxy that hangs fails the test instead
 //! of hanging it.
 
-use super::Lab;
+use super::{Lab, ROUTER_C4, SERVER4};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -157,6 +158,13 @@ pub fn client(lab: &Lab) -> JoinHandle<Peer> {
     in_ns(&lab.ns('c'), move || connect(&server, 21))
 }
 
+/// `connect`, with the greeting read and dropped.
+pub fn greeted_at(host: &str, port: u16) -> Peer {
+    let mut c = connect(host, port);
+    c.reply();
+    c
+}
+
 pub fn connect(host: &str, port: u16) -> Peer {
     let addr: SocketAddr = format!("{host}:{port}")
         .parse()
@@ -223,6 +231,13 @@ pub fn data_server(
     })
 }
 
+/// Address from a `227 … (h1,h2,h3,h4,p1,p2)` reply (its last line).
+pub fn host_227(reply: &str) -> String {
+    let last = reply.lines().last().unwrap_or_default();
+    let inner = last.split(['(', ')']).nth(1).unwrap_or_default();
+    inner.split(',').take(4).collect::<Vec<_>>().join(".")
+}
+
 /// Port from a `227 … (h1,h2,h3,h4,p1,p2)` reply (its last line).
 pub fn port_227(reply: &str) -> u16 {
     let last = reply.lines().last().unwrap_or_default();
@@ -256,4 +271,63 @@ pub fn fetch(host: &str, port: u16) -> Vec<u8> {
     let mut all = Vec::new();
     p.s.read_to_end(&mut all).expect("data");
     all
+}
+
+/// A lab with the proxy intercepting the client side (`-i`), no server.
+pub fn intercepting_lab(extra: &[&str]) -> (Lab, usize) {
+    let mut lab = Lab::new(false);
+    let iface = lab.client_iface();
+    let mut args = vec!["-b", ROUTER_C4, "-i", &iface];
+    args.extend_from_slice(extra);
+    lab.start_proxy(&args);
+    let fds = lab.fd_count();
+    (lab, fds)
+}
+
+pub type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A fake server that greets, records each command it receives and
+/// answers it with `answer(command)`; ends at QUIT or end of stream.
+pub fn recording_server(
+    lab: &Lab,
+    conns: usize,
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (Seen, std::thread::JoinHandle<Vec<()>>) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let h = serve(&lab.ns('s'), SERVER4, 21, conns, move |_, mut p| {
+        p.send(b"220 fake ready\r\n");
+        while let Some(l) = p.line() {
+            let cmd = String::from_utf8_lossy(&l)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
+            log.lock().unwrap().push(cmd.clone());
+            if cmd.eq_ignore_ascii_case("QUIT") {
+                p.send(b"221 bye\r\n");
+                break;
+            }
+            p.send(answer(&cmd).as_bytes());
+        }
+    });
+    (seen, h)
+}
+
+/// Answers PASV with data port 30000 and EPSV with 30001 on the server's
+/// address, everything else with 200.
+pub fn passive_answers(cmd: &str) -> String {
+    match cmd {
+        "PASV" => "227 Entering Passive Mode (198,19,2,2,117,48)\r\n".into(),
+        "EPSV" => "229 Entering Extended Passive Mode (|||30001|)\r\n".into(),
+        _ => "200 ok\r\n".into(),
+    }
+}
+
+pub fn ok200(_: &str) -> String {
+    "200 ok\r\n".into()
+}
+
+pub fn greeted(lab: &Lab) -> Peer {
+    let mut c = client(lab).join().expect("client");
+    assert_eq!(c.reply(), "220 fake ready");
+    c
 }

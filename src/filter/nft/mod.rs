@@ -59,6 +59,29 @@ pub fn table_name(ipv6: bool) -> &'static str {
     }
 }
 
+/// An SNAT element's identity: which map, and its key bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SnatId {
+    port20: bool,
+    len: u8,
+    key: [u8; 36],
+}
+
+impl SnatId {
+    fn new(port20: bool, key: &[u8]) -> SnatId {
+        let mut k = [0u8; 36];
+        k[..key.len()].copy_from_slice(key);
+        SnatId {
+            port20,
+            len: key.len() as u8,
+            key: k,
+        }
+    }
+}
+
+/// Room for one pending mapping per session at the session maximum.
+const SHARED_CAP: usize = 512;
+
 pub struct Nft {
     sock: NlSocket,
     msg: Box<MsgBuf>,
@@ -66,7 +89,20 @@ pub struct Nft {
     table: &'static str,
     fam: Family,
     owner: bool,
+    /// What the table is built from, to build it again.
+    cfg: Config,
+    /// How many pending mappings use each SNAT element. Its key is the
+    /// tuple after DNAT, which a new session can meet again while an old
+    /// one still holds its mapping: the server hands out a data port (or
+    /// the client listens on a port) again once the old data connection
+    /// is over. The element is shared, and the last user deletes it.
+    snat_users: Box<heapless::FnvIndexMap<SnatId, u16, SHARED_CAP>>,
 }
+
+/// Set (to anything) to create the table without the owner flag, as on
+/// kernels before 5.12: for tests of what an admin's `nft flush ruleset`
+/// does there.
+pub const NO_OWNER_ENV: &str = "FTP_PROXY_NO_OWNER";
 
 fn errno_err(what: &'static str, errno: i32) -> FilterError {
     FilterError::Kernel(what, errno)
@@ -82,7 +118,9 @@ impl Nft {
             seq: std::process::id().wrapping_shl(12),
             table: table_name(cfg.ipv6),
             fam: if cfg.ipv6 { Family::V6 } else { Family::V4 },
-            owner: true,
+            owner: std::env::var_os(NO_OWNER_ENV).is_none(),
+            cfg: cfg.clone(),
+            snat_users: Box::default(),
         };
         match n.delete_table() {
             Ok(()) => log::warn!(target: "notice", "removed stale table inet {}", n.table),
@@ -92,16 +130,61 @@ impl Nft {
             }
             Err(e) => return Err(e),
         }
-        match n.create(cfg, NFT_TABLE_F_OWNER) {
+        match n.create(n.flags()) {
             // Kernels before 5.12 have no owned tables.
-            Err(FilterError::Kernel(_, libc::EOPNOTSUPP | libc::EINVAL)) => {
+            Err(FilterError::Kernel(_, libc::EOPNOTSUPP | libc::EINVAL)) if n.owner => {
                 log::warn!(target: "notice", "kernel has no owned tables; table inet {} stays after a crash until the next start", n.table);
                 n.owner = false;
-                n.create(cfg, 0)?;
+                n.create(0)?;
             }
             r => r?,
         }
         Ok(n)
+    }
+
+    fn flags(&self) -> u32 {
+        if self.owner {
+            NFT_TABLE_F_OWNER
+        } else {
+            0
+        }
+    }
+
+    /// Whether the table is still in the kernel. Without the owner flag an
+    /// admin's `nft flush ruleset` (a firewall reload) removes it.
+    fn present(&mut self) -> Result<bool, FilterError> {
+        let seq = self.next_seq();
+        self.msg.clear();
+        objects::get_table(&mut self.msg, seq, self.table);
+        let bytes = self.msg.bytes().map_err(|_| FilterError::Overflow)?;
+        match self.sock.transact(bytes, seq, seq) {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err((_, libc::ENOENT))) => Ok(false),
+            Ok(Err((_, errno))) => Err(errno_err("get table", errno)),
+            Err(e) => Err(FilterError::Io("get table", e)),
+        }
+    }
+
+    /// Re-creates the table if it is gone; true when it had to. Mappings
+    /// that went with it are lost; new ones work again.
+    pub fn ensure(&mut self) -> Result<bool, FilterError> {
+        if self.present()? {
+            return Ok(false);
+        }
+        self.rebuild()?;
+        Ok(true)
+    }
+
+    fn rebuild(&mut self) -> Result<(), FilterError> {
+        log::warn!(
+            "table inet {} was removed (ruleset flushed?): creating it again",
+            self.table
+        );
+        match self.delete_table() {
+            Ok(()) | Err(FilterError::Kernel(_, libc::ENOENT)) => {}
+            Err(e) => return Err(e),
+        }
+        self.create(self.flags())
     }
 
     /// True when the kernel drops the table by itself with the process.
@@ -160,7 +243,8 @@ impl Nft {
         self.batch("delete table", |m, seq, t| objects::del_table(m, seq(), t))
     }
 
-    fn create(&mut self, cfg: &Config, flags: u32) -> Result<(), FilterError> {
+    fn create(&mut self, flags: u32) -> Result<(), FilterError> {
+        let cfg = &self.cfg;
         let fam = self.fam;
         let nm = names(fam);
         let marks = Marks {
@@ -264,35 +348,83 @@ impl Nft {
         }
     }
 
-    /// Installs one data connection's DNAT and SNAT elements.
+    /// Installs one data connection's DNAT and SNAT elements, first
+    /// re-creating the table if an admin removed it.
     pub fn add(&mut self, d: &DataMap) -> Result<(), FilterError> {
+        match self.add_elements(d) {
+            Err(FilterError::Kernel(_, libc::ENOENT)) if !self.present()? => {
+                self.rebuild()?;
+                self.add_elements(d)
+            }
+            r => r,
+        }
+    }
+
+    fn add_elements(&mut self, d: &DataMap) -> Result<(), FilterError> {
         let dnat = names(self.fam).dnat;
         let snat = self.snat_set(d);
         let dk = objects::key(&d.src, &d.dst, d.dport);
         let dv = objects::value(&d.to, Some(d.to_port));
         let sk = objects::key(&d.src, &d.to, d.to_port);
         let sv = objects::value(&d.nat_src, d.nat_sport);
+        let id = SnatId::new(d.nat_sport.is_some(), sk.bytes());
         let t = Some(ELEMENT_TIMEOUT_MS);
-        self.batch("add mapping", |m, seq, tb| {
-            objects::element(m, seq(), tb, dnat, dk.bytes(), Some(dv.bytes()), t);
-            objects::element(m, seq(), tb, snat, sk.bytes(), Some(sv.bytes()), t);
-        })
+        let shared = self.snat_users.get(&id).is_some_and(|&n| n > 0);
+        let mut r = Err(FilterError::Kernel("add mapping", libc::ENOENT));
+        if shared {
+            // Replace the shared element in the same batch: a fresh timeout.
+            r = self.batch("add mapping", |m, seq, tb| {
+                objects::element(m, seq(), tb, dnat, dk.bytes(), Some(dv.bytes()), t);
+                objects::element(m, seq(), tb, snat, sk.bytes(), None, None);
+                objects::element(m, seq(), tb, snat, sk.bytes(), Some(sv.bytes()), t);
+            });
+        }
+        // Not shared, or the shared element already expired.
+        if matches!(r, Err(FilterError::Kernel(_, libc::ENOENT))) {
+            r = self.batch("add mapping", |m, seq, tb| {
+                objects::element(m, seq(), tb, dnat, dk.bytes(), Some(dv.bytes()), t);
+                objects::element(m, seq(), tb, snat, sk.bytes(), Some(sv.bytes()), t);
+            });
+        }
+        r?;
+        match self.snat_users.get_mut(&id) {
+            Some(n) => *n += 1,
+            None => {
+                // Cannot be full: each session holds one mapping at most.
+                let _ = self.snat_users.insert(id, 1);
+            }
+        }
+        Ok(())
     }
 
-    /// Removes one data connection's elements; those already expired are
-    /// not an error.
+    /// Removes one data connection's elements (its SNAT element only when
+    /// no other pending mapping shares it); those already expired are not
+    /// an error.
     pub fn remove(&mut self, d: &DataMap) -> Result<(), FilterError> {
         let dnat = names(self.fam).dnat;
         let snat = self.snat_set(d);
         let dk = objects::key(&d.src, &d.dst, d.dport);
         let sk = objects::key(&d.src, &d.to, d.to_port);
+        let id = SnatId::new(d.nat_sport.is_some(), sk.bytes());
+        let keep_snat = match self.snat_users.get_mut(&id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            _ => {
+                self.snat_users.remove(&id);
+                false
+            }
+        };
         let both = self.batch("remove mapping", |m, seq, tb| {
             objects::element(m, seq(), tb, dnat, dk.bytes(), None, None);
-            objects::element(m, seq(), tb, snat, sk.bytes(), None, None);
+            if !keep_snat {
+                objects::element(m, seq(), tb, snat, sk.bytes(), None, None);
+            }
         });
         match both {
             // One expired: the batch was rolled back, so delete one by one.
-            Err(FilterError::Kernel(_, libc::ENOENT)) => {
+            Err(FilterError::Kernel(_, libc::ENOENT)) if !keep_snat => {
                 for (set, k) in [(dnat, dk.bytes()), (snat, sk.bytes())] {
                     match self.batch("remove mapping", |m, seq, tb| {
                         objects::element(m, seq(), tb, set, k, None, None)
@@ -303,6 +435,7 @@ impl Nft {
                 }
                 Ok(())
             }
+            Err(FilterError::Kernel(_, libc::ENOENT)) => Ok(()),
             r => r,
         }
     }

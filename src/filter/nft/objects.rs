@@ -9,6 +9,7 @@ pub const NFPROTO_INET: u8 = 1;
 pub const NFT_TABLE_F_OWNER: u32 = 0x2;
 
 const MSG_NEWTABLE: u16 = 0;
+const MSG_GETTABLE: u16 = 1;
 const MSG_DELTABLE: u16 = 2;
 const MSG_NEWCHAIN: u16 = 3;
 const MSG_NEWRULE: u16 = 6;
@@ -147,6 +148,13 @@ pub fn table(m: &mut MsgBuf, seq: u32, name: &str, flags: u32) {
     m.nft_msg(MSG_NEWTABLE, NLM_F_ACK, seq, NFPROTO_INET);
     m.attr_str(1, name); // NFTA_TABLE_NAME
     m.attr_be32(2, flags); // NFTA_TABLE_FLAGS
+    m.end_msg();
+}
+
+/// A request (outside any batch) answered by the table, or ENOENT.
+pub fn get_table(m: &mut MsgBuf, seq: u32, name: &str) {
+    m.nft_msg(MSG_GETTABLE, 0, seq, NFPROTO_INET);
+    m.attr_str(1, name); // NFTA_TABLE_NAME
     m.end_msg();
 }
 
