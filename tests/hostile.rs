@@ -27,14 +27,14 @@ fn client_garbage_is_refused_and_the_session_goes_on() {
         long.extend_from_slice(b"\r\n");
         c.send(&long);
         r.push(c.reply());
-        c.send(b"PO\0RT 198,51,100,7,195,80\r\n");
+        c.send(b"PO\0RT 198,18,99,7,195,80\r\n");
         r.push(c.reply());
         // Binary garbage: every byte value except LF, then a line end.
         let mut garbage: Vec<u8> = (0..=255u8).filter(|&b| b != b'\n').collect();
         garbage.extend_from_slice(b"\r\n");
         c.send(&garbage);
         r.push(c.reply());
-        c.send(b"NOOP\rPORT 198,51,100,7,195,80\r\n");
+        c.send(b"NOOP\rPORT 198,18,99,7,195,80\r\n");
         r.push(c.reply());
         r.push(c.cmd("noop"));
         r.push(c.cmd("QUIT"));
@@ -92,7 +92,7 @@ fn odd_server_replies_are_relayed_or_refused() {
                     pasv += 1;
                     match pasv {
                         // A third host in the 227, inside and at the end.
-                        1 => "227-Entering (1,2,3,4,5,6)\r\n227 Entering Passive Mode (198,51,100,7,117,48)\r\n".into(),
+                        1 => "227-Entering (198,18,99,1,5,6)\r\n227 Entering Passive Mode (198,18,99,7,117,48)\r\n".into(),
                         2 => format!("227 {}(198,19,2,2,117,48)\r\n", "z".repeat(600)),
                         3 => "227 Entering Passive Mode (198,19,2,2,0,22)\r\n".into(),
                         _ => "227 nothing to see\r\n".into(),
@@ -178,10 +178,10 @@ fn bounce_attempts_are_refused_or_pinned() {
     let ns = lab.ns('c');
     let (r, pp) = in_ns(&ns, move || {
         let mut c = c;
-        let mut r = vec![c.cmd("PORT 198,51,100,7,195,80")];
+        let mut r = vec![c.cmd("PORT 198,18,99,7,195,80")];
         r.push(c.cmd("PORT 198,18,1,2,0,25"));
         r.push(c.cmd("EPRT |1|198.18.1.2|1023|"));
-        r.push(c.cmd("EPRT |1|198.51.100.7|65535|"));
+        r.push(c.cmd("EPRT |1|198.18.99.7|65535|"));
         (r, c)
     })
     .join()
@@ -199,7 +199,7 @@ fn bounce_attempts_are_refused_or_pinned() {
     // own address, never to the host named in PORT/EPRT.
     let map = lab.nft(&["list", "map", "inet", "ftp-proxy", "dnat4"]);
     assert!(map.contains("198.18.1.2 . 65535"), "{map}");
-    assert!(!map.contains("198.51.100"), "{map}");
+    assert!(!map.contains("198.18.99"), "{map}");
     let mut c = pp;
     let (wrong, right) = in_ns(&ns, move || {
         let pasv = c.cmd("PASV");

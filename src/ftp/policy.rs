@@ -193,14 +193,14 @@ mod tests {
         let mut p = v4();
         // A third host in PORT is not a refusal: the address is ignored.
         assert_eq!(
-            p.judge(b"PORT 203,0,113,9,195,80\r\n"),
+            p.judge(b"PORT 198,18,99,9,195,80\r\n"),
             Verdict::Active {
                 extended: false,
                 port: 50000
             }
         );
         assert_eq!(
-            p.judge(b"EPRT |1|198.51.100.7|2000|\r\n"),
+            p.judge(b"EPRT |1|198.18.99.7|2000|\r\n"),
             Verdict::Active {
                 extended: true,
                 port: 2000
@@ -275,7 +275,7 @@ mod tests {
     fn passive_replies() {
         assert_eq!(passive_port(200, b"200 ok\r\n"), None);
         assert_eq!(
-            passive_port(227, b"227 Entering Passive Mode (203,0,113,9,117,48).\r\n"),
+            passive_port(227, b"227 Entering Passive Mode (198,18,99,9,117,48).\r\n"),
             Some(Ok(30000))
         );
         assert_eq!(
