@@ -28,6 +28,9 @@ pub struct Config {
     pub timeout: u32,
     pub verbose: u8,
     pub intercept: heapless::Vec<heapless::String<IFNAMSIZ>, MAX_IFACES>,
+    /// `-T` and `-q` as given: on pf a tag name and a queue name.
+    pub tag_name: Option<String>,
+    pub queue_name: Option<String>,
     /// `-u`: the user to run as (default _ftp_proxy, else nobody).
     pub user: Option<String>,
     /// `-c`: the directory to chroot to (default /var/empty).
@@ -53,6 +56,8 @@ impl Default for Config {
             timeout: MAX_TIMEOUT,
             verbose: 0,
             intercept: heapless::Vec::new(),
+            tag_name: None,
+            queue_name: None,
             user: None,
             chroot: None,
         }
@@ -96,11 +101,12 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -m maxsessions  concurrent sessions, 1..500 (default 100)
   -P port         fixed server port, with -R (default 21)
   -p port         listen port (default 8021)
-  -q queue        (Linux) tc class MAJOR:MINOR set as the priority of data
-                  packets; needs -T
+  -q queue        Linux: tc class MAJOR:MINOR set as the priority of data
+                  packets, needs -T; pf: queue name
   -R address      reverse mode: always connect to this server
   -r              active mode data connections come from port 20
-  -T tag          (Linux) set this conntrack mark (number) on data connections
+  -T tag          Linux: conntrack mark (number) on data connections;
+                  pf: tag name (match rules instead of pass rules)
   -t timeout      idle timeout of the control connection, 1..86400 s
                   (default 86400)
   -u user         user to run as, when started as root (default _ftp_proxy,
@@ -128,6 +134,7 @@ fn address(opt: &str, s: &str) -> Result<IpAddr, ConfigError> {
 }
 
 /// `MAJOR:MINOR` in hex as tc(8) writes class ids, packed as skb->priority.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn tc_class(s: &str) -> Result<u32, ConfigError> {
     let parsed = s.split_once(':').and_then(|(maj, min)| {
         let maj = u16::from_str_radix(maj, 16).ok()?;
@@ -194,12 +201,17 @@ impl Config {
         if let Some(s) = m.opt_str("p") {
             c.listen_port = number("p", &s, 1, 65535)? as u16;
         }
+        c.queue_name = m.opt_str("q");
+        c.tag_name = m.opt_str("T");
+        // nftables: a tc class and a conntrack mark; pf takes names.
+        #[cfg(target_os = "linux")]
         if let Some(s) = m.opt_str("q") {
             c.queue = Some(tc_class(&s)?);
         }
         if let Some(s) = m.opt_str("R") {
             c.reverse_addr = Some(address("R", &s)?);
         }
+        #[cfg(target_os = "linux")]
         if let Some(s) = m.opt_str("T") {
             c.tag = Some(number("T", &s, 1, u32::MAX.into())? as u32);
         }
@@ -240,10 +252,11 @@ impl Config {
                 }
             }
         }
-        if self.queue.is_some() && self.tag.is_none() {
+        // nftables finds the later packets of a data connection by its mark.
+        if cfg!(target_os = "linux") && self.queue_name.is_some() && self.tag_name.is_none() {
             return bad("-q needs -T: the queue is applied to connections carrying the tag".into());
         }
-        if self.verbose > 1 && self.tag.is_none() {
+        if cfg!(target_os = "linux") && self.verbose > 1 && self.tag_name.is_none() {
             return bad("-vv needs -T: every packet is logged by its conntrack mark".into());
         }
         if !self.intercept.is_empty() && self.listen_addr.is_loopback() {

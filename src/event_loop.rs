@@ -193,7 +193,10 @@ impl Proxy {
             Ok(a) => a,
             Err(e) => return log::warn!("client {peer}: {e}"),
         };
-        let orig = intercept::original_dst(&client, local);
+        let orig = self
+            .filter
+            .original_dst(peer, local)
+            .unwrap_or_else(|| intercept::original_dst(&client, local));
         let server = match self.cfg.reverse_addr {
             Some(a) => SocketAddr::new(a, self.cfg.reverse_port),
             None if orig == local && orig.port() == self.cfg.listen_port => {

@@ -1,14 +1,25 @@
 //! Where a redirected client wanted to go.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+#[cfg(target_os = "linux")]
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
+#[cfg(target_os = "linux")]
 const SO_ORIGINAL_DST: libc::c_int = 80; // also IP6T_SO_ORIGINAL_DST
+
+/// The original destination of an accepted connection. pf's `divert-to`
+/// keeps it as the socket's own address, as Linux tproxy does.
+#[cfg(not(target_os = "linux"))]
+pub fn original_dst<S: AsRawFd>(_sock: &S, local: SocketAddr) -> SocketAddr {
+    local
+}
 
 /// The original destination of an accepted connection: the conntrack
 /// entry's pre-NAT destination after an nft `redirect`/`dnat`, else the
 /// local address (tproxy keeps the original destination as the socket's own
 /// address).
+#[cfg(target_os = "linux")]
 pub fn original_dst<S: AsRawFd>(sock: &S, local: SocketAddr) -> SocketAddr {
     let fd = sock.as_raw_fd();
     match local {

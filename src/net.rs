@@ -97,8 +97,15 @@ pub fn set_int_opt<S: AsRawFd>(
     Ok(())
 }
 
+/// No tproxy outside Linux: pf's divert-to needs no socket option.
+#[cfg(not(target_os = "linux"))]
+pub fn set_transparent<S: AsRawFd>(_sock: &S, _ipv6: bool) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// Lets a listener accept connections that an nft `tproxy` rule hands it
 /// (their destination is not a local address). Needs CAP_NET_ADMIN.
+#[cfg(target_os = "linux")]
 pub fn set_transparent<S: AsRawFd>(sock: &S, ipv6: bool) -> io::Result<()> {
     match ipv6 {
         true => set_int_opt(sock, libc::SOL_IPV6, libc::IPV6_TRANSPARENT, 1),

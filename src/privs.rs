@@ -213,11 +213,7 @@ pub fn apply(plan: &Plan) -> Result<(), PrivError> {
         }
     }
     caps::only_net_admin()?;
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
-        return Err(os("PR_SET_NO_NEW_PRIVS"));
-    }
-    Ok(())
+    caps::no_new_privs()
 }
 
 /// Descriptors the proxy may need: client and server per session, with
@@ -370,6 +366,15 @@ mod caps {
         }
         Ok(())
     }
+
+    /// No exec can gain privileges again (setuid bits, file caps).
+    pub fn no_new_privs() -> Result<(), PrivError> {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+            return Err(os("PR_SET_NO_NEW_PRIVS"));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -387,6 +392,11 @@ mod caps {
     }
 
     pub fn only_net_admin() -> Result<(), PrivError> {
+        Ok(())
+    }
+
+    /// The process never execs; pledge(2) would be the OpenBSD way.
+    pub fn no_new_privs() -> Result<(), PrivError> {
         Ok(())
     }
 }

@@ -89,9 +89,13 @@ impl Rng {
     pub fn from_os() -> Rng {
         let mut seed = [0u8; 8];
         // SAFETY: seed is a writable 8-byte buffer.
-        let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+        #[cfg(not(target_os = "openbsd"))]
+        let ok = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) } == 8;
+        // SAFETY: as above.
+        #[cfg(target_os = "openbsd")]
+        let ok = unsafe { libc::getentropy(seed.as_mut_ptr().cast(), seed.len()) } == 0;
         let mut s = u64::from_ne_bytes(seed);
-        if n != 8 || s == 0 {
+        if !ok || s == 0 {
             s = u64::from(std::process::id()) << 32 | 0x9e37_79b9;
         }
         Rng(s)
@@ -429,9 +433,9 @@ impl Session {
             self.server_addr.ip(),
             self.orig_server.ip(),
         );
-        let port20 = cx.cfg.port20;
+        let (port20, id) = (cx.cfg.port20, self.id);
         let Some(pp) = self.install(cx, |pp| {
-            DataMap::active(server, proxy, pp, client, port, orig, port20)
+            DataMap::active(server, proxy, pp, client, port, orig, port20, id)
         }) else {
             return self.refuse(policy::NAT_FAILED, b"PORT");
         };
@@ -527,8 +531,9 @@ impl Session {
             self.server_addr.ip(),
             self.orig_server.ip(),
         );
+        let id = self.id;
         let Some(pp) = self.install(cx, |pp| {
-            DataMap::passive(client, orig, pp, server, port, proxy)
+            DataMap::passive(client, orig, pp, server, port, proxy, id)
         }) else {
             return self.refuse(policy::NAT_FAILED, b"PASV");
         };

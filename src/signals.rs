@@ -7,13 +7,27 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 
+/// Where this thread's errno lives (the handler must leave it unchanged).
+#[cfg(target_os = "linux")]
+unsafe fn errno_ptr() -> *mut libc::c_int {
+    libc::__errno_location()
+}
+#[cfg(target_os = "openbsd")]
+unsafe fn errno_ptr() -> *mut libc::c_int {
+    libc::__errno()
+}
+#[cfg(target_os = "freebsd")]
+unsafe fn errno_ptr() -> *mut libc::c_int {
+    libc::__error()
+}
+
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: errno is saved and restored; write(2) is async-signal-safe.
     unsafe {
-        let errno = *libc::__errno_location();
+        let errno = *errno_ptr();
         let b = sig as u8;
         libc::write(PIPE_W.load(Ordering::Relaxed), (&b as *const u8).cast(), 1);
-        *libc::__errno_location() = errno;
+        *errno_ptr() = errno;
     }
 }
 

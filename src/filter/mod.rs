@@ -10,6 +10,11 @@ pub mod nft;
 #[cfg(target_os = "linux")]
 pub use nft::Nft as Backend;
 
+#[cfg(any(target_os = "openbsd", target_os = "freebsd", test))]
+pub mod pf;
+#[cfg(any(target_os = "openbsd", target_os = "freebsd"))]
+pub use pf::Pf as Backend;
+
 /// One data connection as the kernel must translate it: its first packet
 /// `src → dst:dport` is sent on to `to:to_port` with source `nat_src`
 /// (and source port `nat_sport`, for `-r`).
@@ -22,6 +27,9 @@ pub struct DataMap {
     pub to_port: u16,
     pub nat_src: IpAddr,
     pub nat_sport: Option<u16>,
+    /// The session it belongs to (pf keeps each session's rules in an
+    /// anchor of its own).
+    pub session: u64,
 }
 
 impl DataMap {
@@ -34,6 +42,7 @@ impl DataMap {
         server: IpAddr,
         port: u16,
         proxy: IpAddr,
+        session: u64,
     ) -> DataMap {
         DataMap {
             src: client,
@@ -43,11 +52,13 @@ impl DataMap {
             to_port: port,
             nat_src: proxy,
             nat_sport: None,
+            session,
         }
     }
 
     /// PORT/EPRT: server → proxy:proxy_port becomes
     /// orig_server(:20) → client:port.
+    #[allow(clippy::too_many_arguments)]
     pub fn active(
         server: IpAddr,
         proxy: IpAddr,
@@ -56,6 +67,7 @@ impl DataMap {
         port: u16,
         orig_server: IpAddr,
         port20: bool,
+        session: u64,
     ) -> DataMap {
         DataMap {
             src: server,
@@ -65,6 +77,7 @@ impl DataMap {
             to_port: port,
             nat_src: orig_server,
             nat_sport: port20.then_some(20),
+            session,
         }
     }
 }

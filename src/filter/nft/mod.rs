@@ -187,6 +187,15 @@ impl Nft {
         self.create(self.flags())
     }
 
+    /// Conntrack answers this (SO_ORIGINAL_DST, in `intercept`).
+    pub fn original_dst(
+        &mut self,
+        _client: std::net::SocketAddr,
+        _local: std::net::SocketAddr,
+    ) -> Option<std::net::SocketAddr> {
+        None
+    }
+
     /// True when the kernel drops the table by itself with the process.
     pub fn owned(&self) -> bool {
         self.owner

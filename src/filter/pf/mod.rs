@@ -1,0 +1,45 @@
+//! BSD backend: pf through ioctls on /dev/pf, as OpenBSD's ftp-proxy(8)
+//! does it. Each session owns the anchor `ftp-proxy/<pid>.<session>` under
+//! the `anchor "ftp-proxy/*"` of the admin's pf.conf; a mapping replaces
+//! the anchor's ruleset with its rdr and nat rules in one transaction, and
+//! an empty transaction flushes it.
+//!
+//! The ioctl ABIs (`openbsd`, `freebsd`) and the rules as plain data
+//! (`rules`, `rules_freebsd`) build and are tested on every target; the
+//! device code (`dev*`) only on its BSD.
+
+/// `Default` as all zeros, for ABI structures of plain integers and
+/// arrays (too large for derived defaults).
+macro_rules! zeroed_default {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                // SAFETY: plain integers and arrays: all zeros is valid.
+                unsafe { std::mem::zeroed() }
+            }
+        }
+    )*};
+}
+
+pub mod freebsd;
+pub mod openbsd;
+pub mod rules;
+pub mod rules_freebsd;
+
+#[cfg(any(target_os = "openbsd", target_os = "freebsd"))]
+mod dev;
+#[cfg(target_os = "freebsd")]
+mod dev_freebsd;
+#[cfg(target_os = "freebsd")]
+pub use dev_freebsd::Pf;
+#[cfg(target_os = "openbsd")]
+mod dev_openbsd;
+#[cfg(target_os = "openbsd")]
+pub use dev_openbsd::Pf;
+
+/// Byte offset of `field` inside `base` (layout tests; `offset_of!` needs
+/// Rust 1.77).
+#[cfg(test)]
+pub fn offset<T, F>(base: &T, field: &F) -> usize {
+    field as *const F as usize - base as *const T as usize
+}
