@@ -458,15 +458,17 @@ impl Session {
     /// Picks a proxy port and installs the kernel mapping built by `make`,
     /// replacing the session's previous one.
     fn install(&mut self, cx: &mut Ctx, make: impl Fn(u16) -> DataMap) -> Option<u16> {
-        if let Some(old) = self.map.take() {
-            if let Err(e) = cx.filter.remove(&old) {
-                log::error!("#{} removing previous mapping: {e}", self.id);
-            }
-        }
+        // The previous mapping goes in the same kernel transaction as the
+        // new one comes (one round trip), or stays if that fails.
+        let old = self.map.take();
         for _ in 0..PORT_TRIES {
             let pp = cx.rng.proxy_port();
             let m = make(pp);
-            match cx.filter.add(&m) {
+            let r = match &old {
+                Some(o) => cx.filter.replace(o, &m),
+                None => cx.filter.add(&m),
+            };
+            match r {
                 Ok(()) => {
                     self.map = Some(m);
                     self.data_conns += 1;
@@ -475,12 +477,23 @@ impl Session {
                 Err(e) if e.is_exists() => continue,
                 Err(e) => {
                     log::error!("#{} kernel refused data mapping: {e}", self.id);
+                    self.drop_old(cx, old);
                     return None;
                 }
             }
         }
         log::error!("#{} no free proxy port after {PORT_TRIES} tries", self.id);
+        self.drop_old(cx, old);
         None
+    }
+
+    /// The previous mapping, when no new one replaced it.
+    fn drop_old(&mut self, cx: &mut Ctx, old: Option<DataMap>) {
+        if let Some(o) = old {
+            if let Err(e) = cx.filter.remove(&o) {
+                log::error!("#{} removing previous mapping: {e}", self.id);
+            }
+        }
     }
 
     fn reply(&mut self, n: usize, cx: &mut Ctx) {

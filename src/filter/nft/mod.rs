@@ -406,6 +406,51 @@ impl Nft {
         Ok(())
     }
 
+    /// Removes `old`'s elements and adds `new`'s in one batch: one netlink
+    /// round trip per PORT/PASV. When the SNAT elements are shared, or the
+    /// batch fails on an expired element, it is remove then add.
+    pub fn replace(&mut self, old: &DataMap, new: &DataMap) -> Result<(), FilterError> {
+        let dnat = names(self.fam).dnat;
+        let (osnat, nsnat) = (self.snat_set(old), self.snat_set(new));
+        let odk = objects::key(&old.src, &old.dst, old.dport);
+        let osk = objects::key(&old.src, &old.to, old.to_port);
+        let ndk = objects::key(&new.src, &new.dst, new.dport);
+        let ndv = objects::value(&new.to, Some(new.to_port));
+        let nsk = objects::key(&new.src, &new.to, new.to_port);
+        let nsv = objects::value(&new.nat_src, new.nat_sport);
+        let oid = SnatId::new(old.nat_sport.is_some(), osk.bytes());
+        let nid = SnatId::new(new.nat_sport.is_some(), nsk.bytes());
+        let simple = oid != nid
+            && self.snat_users.get(&oid) == Some(&1)
+            && !self.snat_users.contains_key(&nid);
+        if !simple {
+            self.remove(old)?;
+            return self.add(new);
+        }
+        let t = Some(ELEMENT_TIMEOUT_MS);
+        let r = self.batch("replace mapping", |m, seq, tb| {
+            objects::element(m, seq(), tb, dnat, odk.bytes(), None, None);
+            objects::element(m, seq(), tb, osnat, osk.bytes(), None, None);
+            objects::element(m, seq(), tb, dnat, ndk.bytes(), Some(ndv.bytes()), t);
+            objects::element(m, seq(), tb, nsnat, nsk.bytes(), Some(nsv.bytes()), t);
+        });
+        match r {
+            Ok(()) => {
+                self.snat_users.remove(&oid);
+                // Cannot be full: each session holds one mapping at most.
+                let _ = self.snat_users.insert(nid, 1);
+                Ok(())
+            }
+            // An old element expired, or the table is gone.
+            Err(FilterError::Kernel(_, libc::ENOENT)) => {
+                self.remove(old)?;
+                self.add(new)
+            }
+            // The batch was rolled back: `old` is still in place.
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes one data connection's elements (its SNAT element only when
     /// no other pending mapping shares it); those already expired are not
     /// an error.

@@ -99,6 +99,11 @@ macro_rules! anchor_backend {
             self.transaction(d.session, 0)
         }
 
+        /// A transaction replaces the anchor's rules anyway.
+        pub fn replace(&mut self, _old: &DataMap, new: &DataMap) -> Result<(), FilterError> {
+            self.add(new)
+        }
+
         /// Anchors belong to the admin's ruleset: nothing to re-create.
         pub fn ensure(&mut self) -> Result<bool, FilterError> {
             Ok(false)
