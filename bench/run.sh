@@ -94,7 +94,8 @@ ProxyReverseServers ftp://198.19.2.2:21
 ProxyDataTransferPolicy client
 EOF
 # Debian's mod_proxy.so needs libssl, which proftpd-core does not load.
-ssl=$(ldconfig -p | awk '/libssl\.so\.3 / {print $NF; exit}')
+# (awk reads all of it: an early exit would SIGPIPE ldconfig under pipefail)
+ssl=$(ldconfig -p | awk '/libssl\.so\.3 / && !found {print $NF; found = 1}')
 ip netns exec "$R" env LD_PRELOAD="$ssl" proftpd -n -q -c "$dir/mod_proxy.conf" \
     2>"$dir/mod_proxy.err" &
 for _ in $(seq 50); do ip netns exec "$R" ss -Hltn 'sport = :21' | grep -q . && break; sleep 0.1; done
@@ -106,7 +107,7 @@ sleep 0.5
 ip netns exec "$R" "$BIN" -d -D 4 -b 198.18.1.1 -i "$CIF" -m 500 2>"$dir/ftp-proxy.log" &
 for _ in $(seq 50); do ip netns exec "$R" ss -Hltn 'sport = :8021' | grep -q . && break; sleep 0.1; done
 measure ftp-proxy 198.19.2.2 21
-pid=$(pgrep -f "$BIN -d -D 4 -b 198.18.1.1 -i $CIF" | head -1)
+pid=$(pgrep -n -f "$BIN -d -D 4 -b 198.18.1.1 -i $CIF")
 rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 kill "$pid"; sleep 0.3
 
