@@ -231,15 +231,8 @@ pub fn data_server(
     })
 }
 
-/// Address from a `227 … (h1,h2,h3,h4,p1,p2)` reply (its last line).
-pub fn host_227(reply: &str) -> String {
-    let last = reply.lines().last().unwrap_or_default();
-    let inner = last.split(['(', ')']).nth(1).unwrap_or_default();
-    inner.split(',').take(4).collect::<Vec<_>>().join(".")
-}
-
-/// Port from a `227 … (h1,h2,h3,h4,p1,p2)` reply (its last line).
-pub fn port_227(reply: &str) -> u16 {
+/// The six numbers of a `227 … (h1,h2,h3,h4,p1,p2)` reply (its last line).
+fn numbers_227(reply: &str) -> [u16; 6] {
     let last = reply.lines().last().unwrap_or_default();
     let inner = last
         .split(['(', ')'])
@@ -249,7 +242,19 @@ pub fn port_227(reply: &str) -> u16 {
         .split(',')
         .map(|x| x.trim().parse().expect("number"))
         .collect();
-    assert_eq!(n.len(), 6, "{reply:?}");
+    n.try_into()
+        .unwrap_or_else(|n| panic!("not six numbers: {n:?} in {reply:?}"))
+}
+
+/// Address from a `227` reply.
+pub fn host_227(reply: &str) -> String {
+    let n = numbers_227(reply);
+    format!("{}.{}.{}.{}", n[0], n[1], n[2], n[3])
+}
+
+/// Port from a `227` reply.
+pub fn port_227(reply: &str) -> u16 {
+    let n = numbers_227(reply);
     n[4] * 256 + n[5]
 }
 
