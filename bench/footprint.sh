@@ -56,7 +56,7 @@ for kind in x86_64-unknown-linux-gnu x86_64-unknown-linux-gnu-static; do
     [ -x "$bin" ] || { echo "no $bin: run openwrt/cross.sh first" >&2; exit 1; }
     cp "$bin" "$dir/ftp-proxy"
     rm -f "$dir"/100 "$dir"/500 "$dir"/go*
-    ip netns exec "fp-$name-r" "$dir/ftp-proxy" -d -D 4 -b 198.18.1.1 -R 198.19.2.2 -m 500 2>"$dir/proxy.log" &
+    ip netns exec "fp-$name-r" "$dir/ftp-proxy" -d -D 4 -b 198.18.1.1 -R 198.19.2.2 -m 500 -M 500 2>"$dir/proxy.log" &
     pid=$!
     sleep 0.5
     r0=$(rss $pid)
@@ -73,7 +73,7 @@ echo "(the session table is sized and touched at start: memory follows -m,"
 echo " not the number of sessions; kernel socket buffers are not in VmRSS)"
 printf '%-34s %9s\n' "static, no session, -m" "VmRSS KiB"
 for m in 1 100 500; do
-    ip netns exec "fp-$name-r" "$dir/ftp-proxy" -d -D 4 -b 198.18.1.1 -R 198.19.2.2 -m $m 2>"$dir/proxy.log" &
+    ip netns exec "fp-$name-r" "$dir/ftp-proxy" -d -D 4 -b 198.18.1.1 -R 198.19.2.2 -m $m -M $m 2>"$dir/proxy.log" &
     pid=$!
     sleep 0.5
     printf '%-34s %9s\n' "$m" "$(rss $pid)"

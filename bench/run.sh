@@ -104,7 +104,7 @@ pkill -f "$dir/mod_proxy.conf" || true
 sleep 0.5
 
 # ftp-proxy: intercepts tcp/21 from the client side.
-ip netns exec "$R" "$BIN" -d -D 4 -b 198.18.1.1 -i "$CIF" -m 500 2>"$dir/ftp-proxy.log" &
+ip netns exec "$R" "$BIN" -d -D 4 -b 198.18.1.1 -i "$CIF" -m 500 -M 500 2>"$dir/ftp-proxy.log" &
 for _ in $(seq 50); do ip netns exec "$R" ss -Hltn 'sport = :8021' | grep -q . && break; sleep 0.1; done
 measure ftp-proxy 198.19.2.2 21
 pid=$(pgrep -n -f "$BIN -d -D 4 -b 198.18.1.1 -i $CIF")

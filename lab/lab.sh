@@ -8,7 +8,11 @@
 # client can only reach it through the proxy. Only 198.18.0.0/15 and
 # 2001:db8::/32 are used.
 #
-# Usage (root): lab.sh up NAME | down NAME | server NAME vsftpd|proftpd DIR [6]
+# `lan` adds a third network behind the router, another zone:
+#   router 198.18.3.1  ──  198.18.3.2  lan host
+#
+# Usage (root): lab.sh up NAME | down NAME | lan NAME |
+#               server NAME vsftpd|proftpd DIR [6]
 set -euo pipefail
 
 ns() { echo "fp-$1-$2"; }
@@ -35,9 +39,21 @@ up() {
     ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }
 
+lan() {
+    local n=$1 r l
+    r=$(ns "$n" r) l=$(ns "$n" l)
+    ip netns add "$l"; ip -n "$l" link set lo up
+    ip link add "fp$n-l" netns "$l" type veth peer name "fp$n-rl" netns "$r"
+    ip -n "$l" addr add 198.18.3.2/24 dev "fp$n-l"
+    ip -n "$r" addr add 198.18.3.1/24 dev "fp$n-rl"
+    ip -n "$l" link set "fp$n-l" up
+    ip -n "$r" link set "fp$n-rl" up
+    ip -n "$l" route add default via 198.18.3.1
+}
+
 down() {
     local n=$1 x
-    for x in c r s; do
+    for x in c r s l; do
         ip netns pids "$(ns "$n" $x)" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns del "$(ns "$n" $x)" 2>/dev/null || true
     done
@@ -126,6 +142,6 @@ CONF
 
 cmd=${1:-}; shift || true
 case $cmd in
-up|down|server) "$cmd" "$@" ;;
+up|down|lan|server) "$cmd" "$@" ;;
 *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

@@ -7,8 +7,16 @@ pub const MAX_SESSIONS: u32 = 500;
 pub const MAX_TIMEOUT: u32 = 86400;
 /// Linux interface names are at most IFNAMSIZ-1 bytes.
 pub const IFNAMSIZ: usize = 16;
-/// How many `-i` interfaces one proxy intercepts on.
+/// How many `-i` (and `-o`) interfaces one proxy names.
 pub const MAX_IFACES: usize = 8;
+/// Default of `-M`: sessions one client address may hold (or `-m`, if
+/// smaller). Enough for a client's parallel transfers, and one host on a
+/// LAN or guest network cannot take every slot.
+pub const DEFAULT_PER_CLIENT: u32 = 32;
+/// pf's PF_TAG_NAME_SIZE and PF_QNAME_SIZE, with their NUL.
+pub const PF_NAME_SIZE: usize = 64;
+
+pub type Ifaces = heapless::Vec<heapless::String<IFNAMSIZ>, MAX_IFACES>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -19,6 +27,8 @@ pub struct Config {
     pub debug_level: u8,
     pub foreground: bool,
     pub max_sessions: u32,
+    /// `-M`: sessions one client address may hold at once.
+    pub max_per_client: u32,
     pub reverse_port: u16,
     pub listen_port: u16,
     pub queue: Option<u32>,
@@ -27,7 +37,9 @@ pub struct Config {
     pub tag: Option<u32>,
     pub timeout: u32,
     pub verbose: u8,
-    pub intercept: heapless::Vec<heapless::String<IFNAMSIZ>, MAX_IFACES>,
+    pub intercept: Ifaces,
+    /// `-o`: intercept only what would be routed out of these.
+    pub egress: Ifaces,
     /// `-T` and `-q` as given: on pf a tag name and a queue name.
     pub tag_name: Option<String>,
     pub queue_name: Option<String>,
@@ -47,6 +59,7 @@ impl Default for Config {
             debug_level: 5,
             foreground: false,
             max_sessions: 100,
+            max_per_client: DEFAULT_PER_CLIENT,
             reverse_port: 21,
             listen_port: 8021,
             queue: None,
@@ -56,6 +69,7 @@ impl Default for Config {
             timeout: MAX_TIMEOUT,
             verbose: 0,
             intercept: heapless::Vec::new(),
+            egress: heapless::Vec::new(),
             tag_name: None,
             queue_name: None,
             user: None,
@@ -86,8 +100,9 @@ fn bad<T>(msg: String) -> Result<T, ConfigError> {
 
 pub const USAGE: &str = "\
 usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
-                 [-i interface] [-m maxsessions] [-P port] [-p port] [-q queue]
-                 [-R address] [-T tag] [-t timeout] [-u user]
+                 [-i interface] [-M maxperclient] [-m maxsessions]
+                 [-o interface] [-P port] [-p port] [-q queue] [-R address]
+                 [-T tag] [-t timeout] [-u user]
 
   -6              IPv6 mode: only EPSV and EPRT are allowed
   -A              only anonymous logins (USER ftp or anonymous)
@@ -98,12 +113,18 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -d              stay in the foreground and log to stderr
   -i interface    (Linux) redirect tcp/21 arriving on this interface to the
                   proxy; may be given up to 8 times
+  -M maxperclient sessions one client address may hold, 1..500
+                  (default 32, or -m if smaller)
   -m maxsessions  concurrent sessions, 1..500 (default 100)
+  -o interface    (Linux) proxy only to destinations routed out of this
+                  interface (for example the WAN); with -i, intercept only
+                  those; up to 8 times
   -P port         fixed server port, with -R (default 21)
   -p port         listen port (default 8021)
   -q queue        Linux: tc class MAJOR:MINOR set as the priority of data
                   packets, needs -T; pf: queue name
-  -R address      reverse mode: always connect to this server
+  -R address      reverse mode: always connect to this server (a name is
+                  resolved once, at start)
   -r              active mode data connections come from port 20
   -T tag          Linux: conntrack mark (number) on data connections;
                   pf: tag name (match rules instead of pass rules)
@@ -133,6 +154,48 @@ fn address(opt: &str, s: &str) -> Result<IpAddr, ConfigError> {
         .or_else(|_| bad(format!("-{opt} {s}: not a numeric IPv4 or IPv6 address")))
 }
 
+/// `-R`: a numeric address, or a host name resolved now (as OpenBSD's
+/// ftp-proxy does) to its first address of the proxy's family.
+fn server_address(s: &str, ipv6: bool) -> Result<IpAddr, ConfigError> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Ok(a);
+    }
+    use std::net::ToSocketAddrs;
+    let found = (s, 0u16)
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::Bad(format!("-R {s}: {e}")))?
+        .map(|a| a.ip())
+        .find(|a| a.is_ipv6() == ipv6);
+    let fam = if ipv6 { "IPv6" } else { "IPv4" };
+    found.ok_or_else(|| ConfigError::Bad(format!("-R {s}: no {fam} address")))
+}
+
+/// Interface names: the kernel's IFNAMSIZ less its NUL, never cut.
+fn interfaces(opt: &str, names: Vec<String>) -> Result<Ifaces, ConfigError> {
+    let mut out = Ifaces::new();
+    for name in names {
+        let ok = !name.is_empty()
+            && name.len() < IFNAMSIZ
+            && !name.contains('/')
+            && name.bytes().all(|b| b.is_ascii_graphic());
+        match heapless::String::try_from(name.as_str())
+            .ok()
+            .filter(|_| ok)
+        {
+            Some(s) => out
+                .push(s)
+                .or_else(|_| bad(format!("-{opt}: at most {MAX_IFACES} interfaces")))?,
+            None => {
+                return bad(format!(
+                    "-{opt} {name}: not an interface name (1..{} characters)",
+                    IFNAMSIZ - 1
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `MAJOR:MINOR` in hex as tc(8) writes class ids, packed as skb->priority.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn tc_class(s: &str) -> Result<u32, ConfigError> {
@@ -159,10 +222,13 @@ impl Config {
             o.optflag(f, "", d);
         }
         o.optflagmulti("v", "", "verbose");
-        for f in ["a", "b", "c", "D", "m", "P", "p", "q", "R", "T", "t", "u"] {
+        for f in [
+            "a", "b", "c", "D", "M", "m", "P", "p", "q", "R", "T", "t", "u",
+        ] {
             o.optopt(f, "", "", "");
         }
         o.optmulti("i", "", "", "");
+        o.optmulti("o", "", "", "");
         let m = o.parse(args).map_err(|e| ConfigError::Bad(e.to_string()))?;
         if m.opt_present("h") {
             return Err(ConfigError::Help);
@@ -195,6 +261,11 @@ impl Config {
         if let Some(s) = m.opt_str("m") {
             c.max_sessions = number("m", &s, 1, MAX_SESSIONS.into())? as u32;
         }
+        c.max_per_client = match m.opt_str("M") {
+            Some(s) => number("M", &s, 1, MAX_SESSIONS.into())? as u32,
+            None => DEFAULT_PER_CLIENT,
+        }
+        .min(c.max_sessions);
         if let Some(s) = m.opt_str("P") {
             c.reverse_port = number("P", &s, 1, 65535)? as u16;
         }
@@ -208,8 +279,15 @@ impl Config {
         if let Some(s) = m.opt_str("q") {
             c.queue = Some(tc_class(&s)?);
         }
+        for (opt, v) in [("T", &c.tag_name), ("q", &c.queue_name)] {
+            if v.as_ref()
+                .is_some_and(|v| v.is_empty() || v.len() >= PF_NAME_SIZE)
+            {
+                return bad(format!("-{opt}: 1..{} characters", PF_NAME_SIZE - 1));
+            }
+        }
         if let Some(s) = m.opt_str("R") {
-            c.reverse_addr = Some(address("R", &s)?);
+            c.reverse_addr = Some(server_address(&s, c.ipv6)?);
         }
         #[cfg(target_os = "linux")]
         if let Some(s) = m.opt_str("T") {
@@ -218,21 +296,8 @@ impl Config {
         if let Some(s) = m.opt_str("t") {
             c.timeout = number("t", &s, 1, MAX_TIMEOUT.into())? as u32;
         }
-        for name in m.opt_strs("i") {
-            let ok = !name.is_empty()
-                && !name.contains('/')
-                && name.bytes().all(|b| b.is_ascii_graphic());
-            let s = heapless::String::try_from(name.as_str())
-                .ok()
-                .filter(|_| ok);
-            match s {
-                Some(s) => c
-                    .intercept
-                    .push(s)
-                    .or_else(|_| bad(format!("-i: at most {MAX_IFACES} interfaces")))?,
-                None => return bad(format!("-i {name}: not an interface name")),
-            }
-        }
+        c.intercept = interfaces("i", m.opt_strs("i"))?;
+        c.egress = interfaces("o", m.opt_strs("o"))?;
         c.check()?;
         Ok(c)
     }
@@ -258,6 +323,9 @@ impl Config {
         }
         if cfg!(target_os = "linux") && self.verbose > 1 && self.tag_name.is_none() {
             return bad("-vv needs -T: every packet is logged by its conntrack mark".into());
+        }
+        if !self.egress.is_empty() && self.reverse_addr.is_some() {
+            return bad("-o and -R exclude each other: -R names the one server".into());
         }
         if !self.intercept.is_empty() && self.listen_addr.is_loopback() {
             return bad(format!(
@@ -325,6 +393,25 @@ mod tests {
     }
 
     #[test]
+    fn per_client_limit() {
+        assert_eq!(p("").unwrap().max_per_client, DEFAULT_PER_CLIENT);
+        assert_eq!(p("-m 5").unwrap().max_per_client, 5, "capped by -m");
+        assert_eq!(p("-M 2").unwrap().max_per_client, 2);
+        assert!(p("-M 0").is_err());
+        assert!(p("-M 501").is_err());
+    }
+
+    #[test]
+    fn reverse_server_numeric_or_unknown() {
+        // A name that resolves: tests/cli.rs (name service, native only).
+        assert_eq!(
+            p("-R 198.18.0.9").unwrap().reverse_addr,
+            Some("198.18.0.9".parse().unwrap())
+        );
+        assert!(p("-R no-such-host.invalid").is_err());
+    }
+
+    #[test]
     fn inconsistent_combinations_are_refused() {
         assert!(p("-6 -b 127.0.0.1").is_err());
         assert!(p("-R 2001:db8::1").is_err());
@@ -334,6 +421,17 @@ mod tests {
         assert_eq!(p("-i eth0 -b 198.18.0.1").unwrap().intercept.len(), 1);
         assert!(p("-i a/b -b 198.18.0.1").is_err());
         assert!(p("-i averyveryverylongname -b 198.18.0.1").is_err());
+        // IFNAMSIZ is 16 with its NUL: 15 characters fit, 16 do not.
+        assert!(p("-i abcdefghijklmno -b 198.18.0.1").is_ok());
+        assert!(p("-i abcdefghijklmnop -b 198.18.0.1").is_err());
+        // Without -i, -o still limits where the proxy connects to.
+        assert!(p("-o wan").is_ok());
+        assert!(p("-i lan -o wan -b 198.18.0.1 -R 198.18.0.2").is_err());
+        let c = p("-i lan -o wan -o wan6 -b 198.18.0.1").unwrap();
+        assert_eq!(c.egress.len(), 2);
+        let long = "x".repeat(64);
+        assert!(p(&format!("-T {long}")).is_err());
+        assert!(p(&format!("-q {long} -T 1")).is_err());
         assert!(p("-x").is_err());
         assert!(p("stray").is_err());
         assert_eq!(p("-h"), Err(ConfigError::Help));

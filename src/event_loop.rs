@@ -5,9 +5,10 @@ use crate::config::Config;
 use crate::filter::Backend;
 use crate::ftp::command::Af;
 use crate::ftp::policy::Policy;
-use crate::intercept;
+use crate::intercept::{self, Destinations};
+use crate::log::Budget;
 use crate::net;
-use crate::session::{Ctx, End, Phase, Rng, Session};
+use crate::session::{Ctx, End, Phase, Session, Turn};
 use crate::signals;
 use crate::slab::Slab;
 use mio::net::{TcpListener, TcpStream};
@@ -29,18 +30,43 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
 /// Every this many ticks, check that the kernel table is still there.
 const CHECK_TABLE_TICKS: u32 = 5;
+/// Connections accepted in one turn; more wait for the next turn, so a
+/// connection flood cannot hold the loop either.
+const ACCEPTS_PER_TURN: usize = 16;
+/// A pending mapping whose elements expire (see `Backend::expires`) is
+/// refreshed this long after it was made: a third of their lifetime.
+const REFRESH_AFTER: Duration = Duration::from_secs(20);
+
+/// The listener's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listening {
+    /// Waiting for readiness.
+    Idle,
+    /// The last turn stopped at `ACCEPTS_PER_TURN`: accept again.
+    More,
+    /// Out of descriptors: deregistered until the next tick.
+    Paused,
+}
 
 pub struct Proxy {
     cfg: Config,
     poll: Poll,
     listener: TcpListener,
-    listener_paused: bool,
+    listening: Listening,
     signals: OwnedFd,
     sessions: Slab<Session>,
+    /// Sessions to serve this turn (each once), in the order they became
+    /// ready; a session whose turn ran out of budget goes to the back.
+    ready: Vec<usize>,
+    queued: Vec<bool>,
     filter: Backend,
-    rng: Rng,
+    /// What the proxy may connect to in transparent mode.
+    destinations: Destinations,
     next_id: u64,
     ticks: u32,
+    started: Instant,
+    /// Log lines about refused connections, all peers together.
+    refusals_logged: Budget,
 }
 
 fn client_token(i: usize) -> Token {
@@ -52,8 +78,14 @@ fn server_token(i: usize) -> Token {
 }
 
 impl Proxy {
-    /// Everything is allocated here, once: the slab, the event list.
-    pub fn new(cfg: Config, mut listener: TcpListener, filter: Backend) -> io::Result<Proxy> {
+    /// Everything is allocated here, once: the slab, the ready list, the
+    /// event list.
+    pub fn new(
+        cfg: Config,
+        mut listener: TcpListener,
+        filter: Backend,
+        destinations: Destinations,
+    ) -> io::Result<Proxy> {
         let poll = Poll::new()?;
         let signals = signals::install()?;
         poll.registry()
@@ -63,17 +95,22 @@ impl Proxy {
             SIGNALS,
             Interest::READABLE,
         )?;
+        let n = cfg.max_sessions as usize;
         Ok(Proxy {
-            sessions: Slab::with_capacity(cfg.max_sessions as usize),
+            sessions: Slab::with_capacity(n),
+            ready: Vec::with_capacity(n),
+            queued: vec![false; n],
             cfg,
             poll,
             listener,
-            listener_paused: false,
+            listening: Listening::Idle,
             signals,
             filter,
-            rng: Rng::from_os(),
+            destinations,
             next_id: 0,
             ticks: 0,
+            started: Instant::now(),
+            refusals_logged: Budget::default(),
         })
     }
 
@@ -83,7 +120,12 @@ impl Proxy {
         let mut events = Events::with_capacity(256);
         let mut next_tick = Instant::now() + TICK;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // Work left over from the last turn: look for events without
+            // waiting, then serve it again.
+            let wait = match self.ready.is_empty() && self.listening != Listening::More {
+                true => next_tick.saturating_duration_since(Instant::now()),
+                false => Duration::ZERO,
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -91,22 +133,49 @@ impl Proxy {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.listening = Listening::More,
                     SIGNALS => {
                         if self.signals() {
                             self.shutdown();
                             return Ok(());
                         }
                     }
-                    Token(t) => self.pump((t - FIRST) / 2),
+                    Token(t) => self.mark_ready((t - FIRST) / 2),
                 }
             }
+            if self.listening == Listening::More {
+                self.accept();
+            }
+            self.serve_ready();
             let now = Instant::now();
             if now >= next_tick {
                 self.tick(now);
                 next_tick = now + TICK;
             }
         }
+    }
+
+    fn mark_ready(&mut self, i: usize) {
+        if let Some(q) = self.queued.get_mut(i) {
+            if !*q {
+                *q = true;
+                self.ready.push(i);
+            }
+        }
+    }
+
+    /// One turn for each session that was ready when the turn began.
+    fn serve_ready(&mut self) {
+        let n = self.ready.len();
+        for k in 0..n {
+            let i = self.ready[k];
+            self.queued[i] = false;
+            if self.pump(i) == Turn::More {
+                self.mark_ready(i);
+            }
+        }
+        // Capacity is the slab's, so this never allocates.
+        self.ready.drain(..n);
     }
 
     /// Handles pending signals; true when the daemon must stop.
@@ -136,12 +205,9 @@ impl Proxy {
         let now = Instant::now();
         log::warn!(target: "notice", "{} of {} sessions in use", self.sessions.len(), self.sessions.capacity());
         for (_, s) in self.sessions.iter_mut() {
-            let state = match s.phase {
-                Phase::Connecting => "connecting",
-                Phase::Running => "running",
-            };
+            let state = s.phase.name();
             // The key's port is the proxy port in both modes.
-            let pp = s.map.map_or(0, |m| m.dport);
+            let pp = s.pending.map_or(0, |p| p.map.dport);
             log::warn!(target: "notice",
                 "#{} client {} server {} proxy-port {} state {} idle {}s commands {} data {}",
                 s.id, s.client_addr, s.server_addr, pp, state,
@@ -150,8 +216,10 @@ impl Proxy {
         }
     }
 
+    /// Accepts up to `ACCEPTS_PER_TURN` connections.
     fn accept(&mut self) {
-        loop {
+        self.listening = Listening::Idle;
+        for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.start(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -166,28 +234,55 @@ impl Proxy {
                     // than spin on a listener that stays readable.
                     log::error!("accept: {e}; pausing new connections for a second");
                     if self.poll.registry().deregister(&mut self.listener).is_ok() {
-                        self.listener_paused = true;
+                        self.listening = Listening::Paused;
                     }
                     return;
                 }
                 Err(e) => log::warn!("accept: {e}"),
             }
         }
+        self.listening = Listening::More;
     }
 
-    /// Refuses a client with a 421 (best effort: one non-blocking write).
-    fn refuse(mut stream: TcpStream, peer: SocketAddr, why: fmt::Arguments<'_>) {
-        log::warn!("refusing client {peer}: {why}");
-        let _ = stream.write(b"421 Service not available, closing control connection\r\n");
+    /// Refuses a client with `reply` (best effort: one non-blocking
+    /// write), logging why within the log budget.
+    fn refuse(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        reply: &[u8],
+        why: fmt::Arguments,
+    ) {
+        let second = self.started.elapsed().as_secs();
+        if let Some(n) = self.refusals_logged.take(second) {
+            match n {
+                0 => log::warn!("refusing client {peer}: {why}"),
+                n => log::warn!("refusing client {peer}: {why} ({n} similar lines suppressed)"),
+            }
+        }
+        let _ = stream.write(reply);
     }
 
     fn start(&mut self, client: TcpStream, peer: SocketAddr) {
+        const BUSY: &[u8] = b"421 Service not available, closing control connection\r\n";
         if self.sessions.is_full() {
-            return Self::refuse(
+            let cap = self.sessions.capacity();
+            return self.refuse(
                 client,
                 peer,
-                format_args!("session limit ({}) reached", self.sessions.capacity()),
+                BUSY,
+                format_args!("session limit ({cap}) reached"),
             );
+        }
+        let held = self
+            .sessions
+            .iter_mut()
+            .filter(|(_, s)| s.client_addr.ip() == peer.ip())
+            .count();
+        let per_client = self.cfg.max_per_client;
+        if held >= per_client as usize {
+            let why = format_args!("per-client limit ({per_client}) reached");
+            return self.refuse(client, peer, BUSY, why);
         }
         let local = match client.local_addr() {
             Ok(a) => a,
@@ -201,25 +296,35 @@ impl Proxy {
             Some(a) => SocketAddr::new(a, self.cfg.reverse_port),
             None if orig == local && orig.port() == self.cfg.listen_port => {
                 let why = "connected to the proxy itself, not redirected (use -R for reverse mode)";
-                return Self::refuse(client, peer, format_args!("{why}"));
+                return self.refuse(client, peer, BUSY, format_args!("{why}"));
             }
-            None => orig,
+            None => {
+                // Transparent mode: the client chose the destination.
+                if let Err(why) = self.destinations.check(orig.ip()) {
+                    const NO: &[u8] =
+                        b"421 Service not available: destination not allowed through this proxy\r\n";
+                    let why = format_args!("destination {orig} refused: {why}");
+                    return self.refuse(client, peer, NO, why);
+                }
+                orig
+            }
         };
         let server_sock = match net::connect_from(self.cfg.source_addr, server) {
             Ok(s) => s,
             Err(e) => {
-                return Self::refuse(
-                    client,
-                    peer,
-                    format_args!("cannot connect to server {server}: {e}"),
-                )
+                let why = format_args!("cannot connect to server {server}: {e}");
+                return self.refuse(client, peer, BUSY, why);
             }
         };
-        let _ = client.set_nodelay(true);
+        for s in [&client, &server_sock] {
+            let _ = s.set_nodelay(true);
+            if let Err(e) = net::set_keepalive(s) {
+                log::warn!("client {peer}: keepalive: {e}");
+            }
+        }
         if let Err(e) = net::set_oob_inline(&client) {
             log::warn!("client {peer}: SO_OOBINLINE: {e}; ABOR may not reach the server");
         }
-        let _ = server_sock.set_nodelay(true);
         self.next_id += 1;
         let id = self.next_id;
         let now = Instant::now();
@@ -244,18 +349,23 @@ impl Proxy {
         }
     }
 
-    fn pump(&mut self, i: usize) {
+    fn pump(&mut self, i: usize) -> Turn {
         let Some(s) = self.sessions.get_mut(i) else {
-            return;
+            return Turn::Idle;
         };
+        let now = Instant::now();
         let mut cx = Ctx {
             cfg: &self.cfg,
             filter: &mut self.filter,
-            rng: &mut self.rng,
-            now: Instant::now(),
+            now,
+            second: now.saturating_duration_since(self.started).as_secs(),
         };
-        if let Err(why) = s.pump(&mut cx) {
-            self.end(i, why);
+        match s.pump(&mut cx) {
+            Ok(turn) => turn,
+            Err(why) => {
+                self.end(i, why);
+                Turn::Idle
+            }
         }
     }
 
@@ -277,29 +387,38 @@ impl Proxy {
             }
         }
         let idle = Duration::from_secs(self.cfg.timeout.into());
+        let refresh = self.filter.expires();
         for i in 0..self.sessions.capacity() {
             let why = match self.sessions.get_mut(i) {
-                Some(s) if !s.greeted && now - s.started >= CONNECT_TIMEOUT => match s.phase {
-                    Phase::Connecting => End::ConnectTimeout,
-                    Phase::Running => End::GreetingTimeout,
-                },
+                Some(s) if s.phase != Phase::Running && now - s.started >= CONNECT_TIMEOUT => {
+                    match s.phase {
+                        Phase::Connecting => End::ConnectTimeout,
+                        _ => End::GreetingTimeout,
+                    }
+                }
                 Some(s) if now.saturating_duration_since(s.last_io) >= idle => End::IdleTimeout,
+                Some(s) if refresh => {
+                    refresh_pending(s, &mut self.filter, now);
+                    continue;
+                }
                 _ => continue,
             };
             self.end(i, why);
         }
-        if self.listener_paused
+        if self.listening == Listening::Paused
             && self
                 .poll
                 .registry()
                 .register(&mut self.listener, LISTENER, Interest::READABLE)
                 .is_ok()
         {
-            self.listener_paused = false;
+            // Connections may have queued meanwhile: accept them now.
+            self.listening = Listening::More;
         }
     }
 
     fn shutdown(&mut self) {
+        // Every session's end removes its mapping; nothing else remains.
         for i in 0..self.sessions.capacity() {
             self.end(i, End::Shutdown);
         }
@@ -307,5 +426,20 @@ impl Proxy {
             Ok(()) => log::info!(target: "notice", "removed table inet {}", self.filter.table()),
             Err(e) => log::error!("removing table inet {}: {e}", self.filter.table()),
         }
+    }
+}
+
+/// Keeps a session's pending mapping alive past the element timeout,
+/// until its connection uses it up (then it is forgotten).
+fn refresh_pending(s: &mut Session, filter: &mut Backend, now: Instant) {
+    let Some(p) = s.pending.as_mut() else { return };
+    if now.saturating_duration_since(p.since) < REFRESH_AFTER {
+        return;
+    }
+    p.since = now;
+    match filter.refresh(&p.map) {
+        Ok(true) => {}
+        Ok(false) => s.pending = None,
+        Err(e) => log::error!("#{} refreshing mapping: {e}", s.id),
     }
 }

@@ -1,8 +1,8 @@
-//! Where a redirected client wanted to go.
+//! Where a redirected client wanted to go, and whether it may go there.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 #[cfg(target_os = "linux")]
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 #[cfg(target_os = "linux")]
@@ -63,4 +63,115 @@ pub fn original_dst<S: AsRawFd>(sock: &S, local: SocketAddr) -> SocketAddr {
         }
     }
     local
+}
+
+/// Why a destination is refused in transparent mode: the proxy connects
+/// from the router itself, so without this a client could reach the
+/// router's own services, or (through its OUTPUT path, past the forward
+/// chain's zone rules) hosts its zone may not reach.
+pub fn forbidden(dst: IpAddr) -> Option<&'static str> {
+    let dst = match dst {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(dst, IpAddr::V4),
+        v4 => v4,
+    };
+    match dst {
+        IpAddr::V4(a) if a.is_unspecified() => Some("unspecified address"),
+        IpAddr::V4(a) if a.is_loopback() => Some("loopback address"),
+        IpAddr::V4(a) if a.is_multicast() => Some("multicast address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("broadcast address"),
+        IpAddr::V4(a) if a.is_link_local() => Some("link-local address"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("unspecified address"),
+        IpAddr::V6(a) if a.is_loopback() => Some("loopback address"),
+        IpAddr::V6(a) if a.is_multicast() => Some("multicast address"),
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => Some("link-local address"),
+        _ => None,
+    }
+}
+
+/// The transparent-mode destination check: `forbidden`, then the kernel's
+/// route: only unicast routes (not the router's own addresses, nor a
+/// subnet's broadcast), and with `-o` only out of those interfaces.
+pub struct Destinations {
+    #[cfg(target_os = "linux")]
+    routes: crate::route::Routes,
+    #[cfg(target_os = "linux")]
+    egress: crate::config::Ifaces,
+}
+
+impl Destinations {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub fn open(cfg: &crate::config::Config) -> std::io::Result<Destinations> {
+        Ok(Destinations {
+            #[cfg(target_os = "linux")]
+            routes: crate::route::Routes::open()?,
+            #[cfg(target_os = "linux")]
+            egress: cfg.egress.clone(),
+        })
+    }
+
+    pub fn check(&mut self, dst: IpAddr) -> Result<(), &'static str> {
+        if let Some(why) = forbidden(dst) {
+            return Err(why);
+        }
+        self.check_route(dst)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn check_route(&mut self, dst: IpAddr) -> Result<(), &'static str> {
+        use crate::route::RTN_UNICAST;
+        let route = self.routes.lookup(dst).map_err(|_| "no route")?;
+        if route.kind != RTN_UNICAST {
+            return Err(match route.kind {
+                2 => "an address of the router itself",
+                3 => "broadcast address",
+                5 => "multicast address",
+                _ => "not routed (unreachable, blackhole or prohibit)",
+            });
+        }
+        if self.egress.is_empty() {
+            return Ok(());
+        }
+        let mut name = [0u8; libc::IF_NAMESIZE];
+        // SAFETY: name has IF_NAMESIZE bytes, as if_indextoname needs.
+        let p = unsafe { libc::if_indextoname(route.oif, name.as_mut_ptr().cast()) };
+        let len = name.iter().position(|&b| b == 0).unwrap_or(0);
+        let out = &name[..len];
+        match !p.is_null() && self.egress.iter().any(|o| o.as_bytes() == out) {
+            true => Ok(()),
+            false => Err("routed out of an interface not named by -o"),
+        }
+    }
+
+    /// pf.conf decides what is intercepted; the static checks remain.
+    #[cfg(not(target_os = "linux"))]
+    fn check_route(&mut self, _dst: IpAddr) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_destinations_are_forbidden() {
+        for a in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "127.9.9.9",
+            "224.0.0.1",
+            "255.255.255.255",
+            "169.254.1.1",
+            "::",
+            "::1",
+            "ff02::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(forbidden(a.parse().unwrap()).is_some(), "{a}");
+        }
+        for a in ["198.18.1.2", "198.19.2.2", "2001:db8::2"] {
+            assert_eq!(forbidden(a.parse().unwrap()), None, "{a}");
+        }
+    }
 }

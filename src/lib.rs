@@ -5,13 +5,17 @@
 //! → `filter`.
 
 pub mod config;
+pub mod daemon;
 pub mod event_loop;
 pub mod filter;
 pub mod ftp;
 pub mod intercept;
 pub mod log;
 pub mod net;
+pub mod ports;
 pub mod privs;
+#[cfg(target_os = "linux")]
+pub mod route;
 pub mod session;
 pub mod signals;
 pub mod slab;

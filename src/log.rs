@@ -92,8 +92,51 @@ pub fn use_syslog() {
     init(LEVEL.load(Ordering::Relaxed), true);
 }
 
+/// Log lines one peer may cause per second, past which they are counted
+/// and summed up in the next line let through: a hostile peer cannot
+/// flood syslog (or fill a router's flash) with refusals.
+pub const LINES_PER_SECOND: u8 = 5;
+
+/// One peer's allowance of log lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Budget {
+    /// Which second (of the caller's clock) `used` counts in.
+    second: u64,
+    used: u8,
+    suppressed: u32,
+}
+
+impl Budget {
+    /// Whether a line may be logged in second `now`; when it may, how
+    /// many were suppressed before it (to say so in the line).
+    pub fn take(&mut self, now: u64) -> Option<u32> {
+        if now != self.second {
+            self.second = now;
+            self.used = 0;
+        }
+        if self.used >= LINES_PER_SECOND {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return None;
+        }
+        self.used += 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn budget_limits_lines_per_second_and_counts_the_rest() {
+        let mut b = Budget::default();
+        for _ in 0..LINES_PER_SECOND {
+            assert_eq!(b.take(7), Some(0));
+        }
+        assert_eq!(b.take(7), None);
+        assert_eq!(b.take(7), None);
+        assert_eq!(b.take(8), Some(2), "the next second reports the two");
+        assert_eq!(b.take(8), Some(0));
+    }
+
     use super::*;
 
     #[test]

@@ -4,7 +4,8 @@
 use ftp_proxy::config::{Config, ConfigError, USAGE};
 use ftp_proxy::event_loop::Proxy;
 use ftp_proxy::filter::{Backend, FilterError};
-use ftp_proxy::privs;
+use ftp_proxy::intercept::Destinations;
+use ftp_proxy::{daemon, net, privs};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -37,11 +38,8 @@ fn main() -> ExitCode {
     }
 
     let addr = SocketAddr::new(cfg.listen_addr, cfg.listen_port);
-    let listener = match std::net::TcpListener::bind(addr).and_then(|l| {
-        l.set_nonblocking(true)?;
-        Ok(l)
-    }) {
-        Ok(l) => mio::net::TcpListener::from_std(l),
+    let listener = match net::listen(addr) {
+        Ok(l) => l,
         Err(e) => return fail(format_args!("cannot listen on {addr}: {e}")),
     };
     // For nft `tproxy` interception; redirect works without it.
@@ -50,22 +48,26 @@ fn main() -> ExitCode {
     }
     let filter = match Backend::open(&cfg) {
         Ok(f) => f,
-        Err(FilterError::Kernel(what, libc::EPERM)) | Err(FilterError::Io(what, _))
-            if !is_admin() =>
-        {
+        Err(FilterError::Kernel(what, libc::EPERM)) => {
             return fail(format_args!(
                 "nftables {what}: permission denied: run as root or with CAP_NET_ADMIN"
             ))
         }
         Err(e) => return fail(format_args!("nftables: {e}")),
     };
-    if !cfg.foreground {
-        // SAFETY: no other threads exist yet; daemon(3) forks and detaches.
-        if unsafe { libc::daemon(0, 0) } < 0 {
-            return fail(format_args!("daemon: {}", std::io::Error::last_os_error()));
-        }
-        ftp_proxy::log::use_syslog();
-    }
+    let destinations = match Destinations::open(&cfg) {
+        Ok(d) => d,
+        Err(e) => return fail(format_args!("route lookups: {e}")),
+    };
+    // From here on a failure still reaches the terminal and exit status:
+    // the parent waits for `ready`.
+    let detached = match cfg.foreground {
+        true => None,
+        false => match daemon::detach() {
+            Ok(d) => Some(d),
+            Err(e) => return fail(format_args!("daemon: {e}")),
+        },
+    };
     if let Err(e) = privs::apply(&plan) {
         return fail(format_args!("dropping privileges: {e}"));
     }
@@ -76,18 +78,16 @@ fn main() -> ExitCode {
         ""
     };
     log::info!(target: "notice", "listening on {addr}, table inet {}{owned}, max {} sessions", filter.table(), cfg.max_sessions);
-    let mut proxy = match Proxy::new(cfg, listener, filter) {
+    let mut proxy = match Proxy::new(cfg, listener, filter, destinations) {
         Ok(p) => p,
         Err(e) => return fail(format_args!("start-up: {e}")),
     };
+    if let Some(d) = detached {
+        ftp_proxy::log::use_syslog();
+        d.ready();
+    }
     match proxy.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(format_args!("poll: {e}")),
     }
-}
-
-/// True when this process may change the packet filter.
-fn is_admin() -> bool {
-    // SAFETY: geteuid has no failure mode.
-    unsafe { libc::geteuid() == 0 }
 }

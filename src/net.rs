@@ -74,6 +74,43 @@ pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStrea
     Ok(TcpStream::from_std(stream))
 }
 
+/// A non-blocking listener on `addr`; an IPv6 one takes IPv6 only, so
+/// `-6 -b ::` does not also take IPv4 connections (as a dual-stack
+/// socket would, with v4-mapped addresses the proxy cannot map).
+pub fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: plain socket(2).
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is fresh and owned by nothing else; the listener closes it.
+    let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    set_int_opt(&l, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if addr.is_ipv6() {
+        set_int_opt(&l, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    let (ss, len) = sockaddr(&addr);
+    // SAFETY: ss holds a valid sockaddr of len bytes.
+    if unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a bound socket; the backlog is clamped by the kernel.
+    if unsafe { libc::listen(fd, 128) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(mio::net::TcpListener::from_std(l))
+}
+
 /// setsockopt(2) of an `int` option.
 pub fn set_int_opt<S: AsRawFd>(
     sock: &S,
@@ -93,6 +130,32 @@ pub fn set_int_opt<S: AsRawFd>(
     };
     if r < 0 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Keepalive probes after this long idle, then every `KEEPALIVE_INTERVAL`;
+/// after `KEEPALIVE_PROBES` unanswered ones the kernel resets the
+/// connection: a peer that vanished frees its slot within 2 minutes
+/// instead of holding it until `-t` (24 hours by default).
+pub const KEEPALIVE_IDLE: libc::c_int = 60;
+pub const KEEPALIVE_INTERVAL: libc::c_int = 15;
+pub const KEEPALIVE_PROBES: libc::c_int = 4;
+
+/// TCP keepalive with the intervals above.
+pub fn set_keepalive<S: AsRawFd>(sock: &S) -> io::Result<()> {
+    set_int_opt(sock, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    // OpenBSD sets the intervals system-wide only.
+    #[cfg(not(target_os = "openbsd"))]
+    {
+        set_int_opt(sock, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE)?;
+        set_int_opt(
+            sock,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPINTVL,
+            KEEPALIVE_INTERVAL,
+        )?;
+        set_int_opt(sock, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES)?;
     }
     Ok(())
 }

@@ -112,11 +112,7 @@ fn lookup(user: Option<&str>) -> Result<(String, u32, u32), PrivError> {
     };
     for name in &names[..n] {
         if let Some((uid, gid)) = parse_passwd(&text, name) {
-            if uid == 0 {
-                return err(format!(
-                    "user {name} is root: pick an unprivileged user (-u)"
-                ));
-            }
+            unprivileged(name, uid, gid)?;
             return Ok((name.to_string(), uid, gid));
         }
     }
@@ -124,6 +120,20 @@ fn lookup(user: Option<&str>) -> Result<(String, u32, u32), PrivError> {
         "no user {} in /etc/passwd: create it or pick one with -u",
         names[..n].join(" or ")
     ))
+}
+
+/// Refuses a user that keeps root's powers by its uid or its group (gid
+/// 0 owns much of the system's files).
+fn unprivileged(name: &str, uid: u32, gid: u32) -> Result<(), PrivError> {
+    match (uid, gid) {
+        (0, _) => err(format!(
+            "user {name} is root: pick an unprivileged user (-u)"
+        )),
+        (_, 0) => err(format!(
+            "user {name} has group 0 (root): pick an unprivileged user (-u)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The chroot directory: created (root, 0755) if missing; refused if
@@ -419,6 +429,13 @@ mod tests {
         let g = "root:x:0:\nnogroup:x:65534:\nbad:x:x:\n";
         assert_eq!(parse_group(g, 65534), Some("nogroup"));
         assert_eq!(parse_group(g, 7), None);
+    }
+
+    #[test]
+    fn root_user_and_root_group_are_refused() {
+        assert!(unprivileged("x", 0, 100).is_err());
+        assert!(unprivileged("x", 100, 0).is_err());
+        assert!(unprivileged("x", 65534, 65534).is_ok());
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! One FTP session: the client and server control connections, their fixed
 //! buffers, and the rewriting of data-connection negotiation.
 //!
-//! Commands flow client → `cin` → (checked, rewritten) → `sout` → server;
-//! replies flow server → `sin` → (rewritten) → `cout` → client. A line is
-//! only taken from an input buffer when the output it may produce fits, so
-//! a slow peer stops the reading of the other one (backpressure).
+//! Commands flow client → `from_client` → (judged, rewritten) →
+//! `to_server` → server; replies flow server → `from_server` → (rewritten)
+//! → `to_client` → client. A line is only taken from an input buffer when
+//! the output it may produce fits, so a slow peer stops the reading of the
+//! other one (backpressure). One call of `pump` does a bounded amount of
+//! work, so no peer can hold the loop.
 
 use crate::config::Config;
-use crate::filter::{Backend, DataMap};
+use crate::filter::{Backend, DataMap, Installed};
+use crate::ftp::inflight::{Answered, InFlight};
 use crate::ftp::line::{Frame, LineBuf, OutBuf};
 use crate::ftp::policy::{self, Policy, Refusal, Severity, Verdict};
 use crate::ftp::reply::{Kind, ReplyFramer};
-use crate::ftp::{telnet, write, MAX_LINE};
-use crate::net;
+use crate::ftp::{write, MAX_LINE};
+use crate::log::Budget;
+use crate::{net, ports};
 use mio::net::TcpStream;
 use std::fmt;
 use std::io::{self, Write};
@@ -23,15 +27,59 @@ use std::time::Instant;
 const OUT: usize = 2 * MAX_LINE;
 /// Room a line needs in an output buffer before it is taken from input.
 const ROOM: usize = MAX_LINE + 64;
-/// Proxy ports are picked from the IANA dynamic range (ftp-proxy(8)).
-const PORT_MIN: u16 = 49152;
 /// Tries at a free proxy port before the data connection is refused.
 const PORT_TRIES: usize = 8;
+/// Passes over both directions in one turn, each reading at most one
+/// line buffer per peer: a session moves at most 4 × 512 bytes each way
+/// before every other session, timer and signal has had its turn.
+const PASSES_PER_TURN: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// The proxy's connect to the server is under way.
     Connecting,
+    /// Connected; the server has not finished its greeting.
+    Greeting,
     Running,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Connecting => "connecting",
+            Phase::Greeting => "greeting",
+            Phase::Running => "running",
+        }
+    }
+}
+
+/// What one turn left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// Everything the peers allow is done; readiness events bring more.
+    Idle,
+    /// The turn's budget ran out with work left: serve again next turn.
+    More,
+}
+
+/// One direction's input stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Input {
+    Open,
+    /// The peer sent FIN; lines it sent before may still wait.
+    Ended,
+    /// (client only) The FIN was passed on to the server.
+    Passed,
+}
+
+/// A server line longer than `from_server`, in pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LongReply {
+    None,
+    /// Relayed piece by piece.
+    Relaying,
+    /// Dropped: a passive reply the proxy must read whole and cannot.
+    Dropping,
 }
 
 impl End {
@@ -81,47 +129,21 @@ impl fmt::Display for End {
     }
 }
 
-/// Small, fast, non-cryptographic generator for proxy ports (xorshift64*),
-/// seeded from the kernel's random pool.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn from_os() -> Rng {
-        let mut seed = [0u8; 8];
-        // SAFETY: seed is a writable 8-byte buffer.
-        #[cfg(not(target_os = "openbsd"))]
-        let ok = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) } == 8;
-        // SAFETY: as above.
-        #[cfg(target_os = "openbsd")]
-        let ok = unsafe { libc::getentropy(seed.as_mut_ptr().cast(), seed.len()) } == 0;
-        let mut s = u64::from_ne_bytes(seed);
-        if !ok || s == 0 {
-            s = u64::from(std::process::id()) << 32 | 0x9e37_79b9;
-        }
-        Rng(s)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A port in 49152..=65535.
-    pub fn proxy_port(&mut self) -> u16 {
-        PORT_MIN + (self.next_u64() % u64::from(u16::MAX - PORT_MIN + 1)) as u16
-    }
-}
-
 /// What a session needs from the daemon while it handles a line.
 pub struct Ctx<'a> {
     pub cfg: &'a Config,
     pub filter: &'a mut Backend,
-    pub rng: &'a mut Rng,
     pub now: Instant,
+    /// Whole seconds since start, for log budgets.
+    pub second: u64,
+}
+
+/// The kernel mapping of a session's pending data connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Pending {
+    pub map: DataMap,
+    /// When it was installed or last refreshed.
+    pub since: Instant,
 }
 
 pub struct Session {
@@ -140,56 +162,56 @@ pub struct Session {
     pub last_io: Instant,
     pub commands: u32,
     pub data_conns: u32,
-    /// The kernel mapping of the pending data connection.
-    pub map: Option<DataMap>,
-    /// The server's greeting (its first complete reply) has arrived.
-    pub greeted: bool,
+    pub pending: Option<Pending>,
     policy: Policy,
-    cin: LineBuf<MAX_LINE>,
-    sin: LineBuf<MAX_LINE>,
-    cout: OutBuf<OUT>,
-    sout: OutBuf<OUT>,
+    from_client: LineBuf<MAX_LINE>,
+    from_server: LineBuf<MAX_LINE>,
+    to_client: OutBuf<OUT>,
+    to_server: OutBuf<OUT>,
     replies: ReplyFramer,
-    /// A server line too long for `sin` is being relayed piece by piece.
-    relaying_long: bool,
-    /// …or dropped, because it was a passive reply the proxy cannot read.
-    dropping_long: bool,
-    client_eof: bool,
-    server_eof: bool,
-    /// The client half-closed and the server has been sent FIN too.
-    server_shut: bool,
+    /// Commands forwarded and not yet answered.
+    in_flight: InFlight,
+    /// A reply the proxy made up for a command, waiting until the server
+    /// has answered every command before it. No command is taken while
+    /// one waits.
+    held: Option<Refusal>,
+    long_reply: LongReply,
+    client_input: Input,
+    server_input: Input,
+    log_budget: Budget,
 }
 
-/// Reads what `r` has into `buf` until it would block or the buffer is
-/// full. Returns whether anything (data or end of stream) arrived. With
-/// `urgent`, asks before each read whether the next byte is the peer's
-/// urgent byte (reads stop just before it).
+/// Reads once from `r` into `buf` (unless it is full or ended). Returns
+/// whether anything (data or end of stream) arrived. With `urgent`, first
+/// asks whether the next byte is the peer's urgent byte (reads stop just
+/// before it).
 fn fill<const N: usize>(
     r: &mut TcpStream,
     buf: &mut LineBuf<N>,
-    eof: &mut bool,
+    input: &mut Input,
     urgent: bool,
 ) -> io::Result<bool> {
-    let mut progress = false;
-    while !*eof && !buf.is_full() {
-        if urgent && net::at_mark(r)? {
-            buf.mark_urgent();
-        }
-        match buf.read_from(r) {
+    if *input != Input::Open || buf.is_full() {
+        return Ok(false);
+    }
+    if urgent && net::at_mark(r)? {
+        buf.mark_urgent();
+    }
+    loop {
+        return match buf.read_from(r) {
             Ok(0) => {
-                *eof = true;
-                progress = true;
+                *input = Input::Ended;
+                Ok(true)
             }
             Ok(n) => {
                 buf.filled(n);
-                progress = true;
+                Ok(true)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
     }
-    Ok(progress)
 }
 
 /// Writes what the peer takes, the urgent byte as TCP urgent data.
@@ -209,13 +231,29 @@ fn emit<const N: usize>(out: &mut OutBuf<N>, f: impl FnOnce(&mut [u8]) -> Option
     }
 }
 
-/// A client's verb for the log: at most 8 printable bytes, never its
-/// argument (which may be a password).
-struct Verb<'a>(&'a [u8]);
+/// A client's verb for the log: at most 8 bytes, never its argument
+/// (which may be a password), non-printable bytes escaped.
+#[derive(Clone, Copy)]
+struct Verb {
+    b: [u8; 8],
+    len: usize,
+}
 
-impl fmt::Display for Verb<'_> {
+impl Verb {
+    fn of(line: &[u8]) -> Verb {
+        let mut v = Verb { b: [0; 8], len: 0 };
+        let end = |c: &&u8| !matches!(c, b' ' | b'\r' | b'\n');
+        for &c in line.iter().take_while(end).take(8) {
+            v.b[v.len] = c;
+            v.len += 1;
+        }
+        v
+    }
+}
+
+impl fmt::Display for Verb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &b in self.0.iter().take_while(|&&b| b != b' ').take(8) {
+        for &b in &self.b[..self.len] {
             match b {
                 0x21..=0x7e => write!(f, "{}", b as char)?,
                 _ => write!(f, "\\x{b:02x}")?,
@@ -250,55 +288,86 @@ impl Session {
             last_io: now,
             commands: 0,
             data_conns: 0,
-            map: None,
-            greeted: false,
+            pending: None,
             policy,
-            cin: LineBuf::default(),
-            sin: LineBuf::default(),
-            cout: OutBuf::default(),
-            sout: OutBuf::default(),
+            from_client: LineBuf::default(),
+            from_server: LineBuf::default(),
+            to_client: OutBuf::default(),
+            to_server: OutBuf::default(),
             replies: ReplyFramer::default(),
-            relaying_long: false,
-            dropping_long: false,
-            client_eof: false,
-            server_eof: false,
-            server_shut: false,
+            in_flight: InFlight::greeting(),
+            held: None,
+            long_reply: LongReply::None,
+            client_input: Input::Open,
+            server_input: Input::Open,
+            log_budget: Budget::default(),
         }
     }
 
-    /// Moves bytes as far as both peers allow. `Err` ends the session.
-    pub fn pump(&mut self, cx: &mut Ctx) -> Result<(), End> {
+    /// One turn: moves bytes as far as both peers allow, within the
+    /// turn's budget. `Err` ends the session.
+    pub fn pump(&mut self, cx: &mut Ctx) -> Result<Turn, End> {
         if self.phase == Phase::Connecting && !self.check_connected()? {
-            return Ok(());
+            return Ok(Turn::Idle);
         }
-        loop {
-            let mut progress = false;
-            let got = fill(&mut self.client, &mut self.cin, &mut self.client_eof, true);
-            if got.map_err(End::ClientIo)? {
-                self.last_io = cx.now;
-                progress = true;
-            }
-            progress |= self.client_lines(cx);
-            progress |= flush(&mut self.server, &mut self.sout).map_err(End::ServerIo)?;
-            let got = fill(&mut self.server, &mut self.sin, &mut self.server_eof, false);
-            if got.map_err(End::ServerIo)? {
-                self.last_io = cx.now;
-                progress = true;
-            }
-            progress |= self.server_lines(cx);
-            progress |= flush(&mut self.client, &mut self.cout).map_err(End::ClientIo)?;
-            if !progress {
+        let mut turn = Turn::More;
+        for _ in 0..PASSES_PER_TURN {
+            if !self.pass(cx)? {
+                turn = Turn::Idle;
                 break;
             }
         }
-        // A peer that closed has had its last complete lines relayed.
-        if self.server_eof && self.cout.is_empty() && !self.sin.has_frame() {
+        self.ends()?;
+        Ok(turn)
+    }
+
+    /// One read from each peer, the lines it completed, and the writes;
+    /// true when anything moved.
+    fn pass(&mut self, cx: &mut Ctx) -> Result<bool, End> {
+        let mut progress = false;
+        let got = fill(
+            &mut self.client,
+            &mut self.from_client,
+            &mut self.client_input,
+            true,
+        );
+        if got.map_err(End::ClientIo)? {
+            self.last_io = cx.now;
+            progress = true;
+        }
+        progress |= self.client_lines(cx);
+        progress |= flush(&mut self.server, &mut self.to_server).map_err(End::ServerIo)?;
+        let got = fill(
+            &mut self.server,
+            &mut self.from_server,
+            &mut self.server_input,
+            false,
+        );
+        if got.map_err(End::ServerIo)? {
+            self.last_io = cx.now;
+            progress = true;
+        }
+        progress |= self.server_lines(cx);
+        progress |= flush(&mut self.client, &mut self.to_client).map_err(End::ClientIo)?;
+        Ok(progress)
+    }
+
+    /// A peer that closed has had its last complete lines relayed.
+    fn ends(&mut self) -> Result<(), End> {
+        if self.server_input == Input::Ended
+            && self.to_client.is_empty()
+            && !self.from_server.has_frame()
+        {
             return Err(End::ServerClosed);
         }
-        if self.client_eof && self.sout.is_empty() && !self.cin.has_frame() && !self.server_shut {
+        if self.client_input == Input::Ended
+            && self.to_server.is_empty()
+            && !self.from_client.has_frame()
+            && self.held.is_none()
+        {
             // Half-close: pass the client's FIN on and keep relaying the
             // server's last replies (a 221 to QUIT) until it closes too.
-            self.server_shut = true;
+            self.client_input = Input::Passed;
             if self.server.shutdown(Shutdown::Write).is_err() {
                 return Err(End::ClientClosed);
             }
@@ -319,7 +388,7 @@ impl Session {
         }
         let local = self.server.local_addr().map_err(End::Connect)?;
         self.proxy_addr = Some(local.ip());
-        self.phase = Phase::Running;
+        self.phase = Phase::Greeting;
         log::info!(
             "#{} FTP session started: client {} to server {} via proxy {}",
             self.id,
@@ -332,8 +401,22 @@ impl Session {
 
     fn client_lines(&mut self, cx: &mut Ctx) -> bool {
         let mut progress = false;
-        while self.sout.free() >= ROOM && self.cout.free() >= ROOM {
-            let f = self.cin.frame();
+        loop {
+            if let Some(r) = self.held {
+                if !self.in_flight.is_empty() || self.to_client.free() < ROOM {
+                    break;
+                }
+                self.held = None;
+                emit_refusal(&mut self.to_client, r);
+                progress = true;
+            }
+            if self.to_server.free() < ROOM
+                || self.to_client.free() < ROOM
+                || self.in_flight.is_full()
+            {
+                break;
+            }
+            let f = self.from_client.frame();
             match f {
                 Frame::Line(n) => self.command(n, cx),
                 Frame::Partial => break,
@@ -342,9 +425,9 @@ impl Session {
                     self.id
                 ),
                 Frame::LongMore(_) => {}
-                Frame::LongEnd(_) => self.refuse(policy::LINE_TOO_LONG, b"(long)"),
+                Frame::LongEnd(_) => self.refuse(cx, policy::LINE_TOO_LONG, Verb::of(b"(long)")),
             }
-            self.cin.advance(f);
+            self.from_client.advance(f);
             progress = true;
         }
         progress
@@ -352,79 +435,85 @@ impl Session {
 
     fn server_lines(&mut self, cx: &mut Ctx) -> bool {
         let mut progress = false;
-        while self.cout.free() >= ROOM {
-            let f = self.sin.frame();
+        while self.to_client.free() >= ROOM {
+            let f = self.from_server.frame();
             match f {
                 Frame::Line(n) => self.reply(n, cx),
                 Frame::Partial => break,
-                Frame::LongStart(n) => self.long_reply_start(n),
+                Frame::LongStart(n) => self.long_reply_start(n, cx),
                 Frame::LongMore(n) | Frame::LongEnd(n) => {
-                    if !self.dropping_long {
-                        let _ = self.cout.push(self.sin.head(n));
+                    if self.long_reply == LongReply::Relaying {
+                        let _ = self.to_client.push(self.from_server.head(n));
                     }
                 }
             }
             if let Frame::LongEnd(_) = f {
-                self.relaying_long = false;
-                self.dropping_long = false;
+                self.long_reply = LongReply::None;
             }
-            self.sin.advance(f);
+            self.from_server.advance(f);
             progress = true;
         }
         progress
     }
 
-    /// Tells the client `r` instead of relaying what it or the server said.
-    fn refuse(&mut self, r: Refusal, what: &[u8]) {
-        let what = Verb(what);
+    /// Logs a refusal, at most `LINES_PER_SECOND` a second per session.
+    fn log_refusal(&mut self, cx: &Ctx, r: Refusal, what: &dyn fmt::Display) {
+        let Some(suppressed) = self.log_budget.take(cx.second) else {
+            return;
+        };
+        let more = Suppressed(suppressed);
         match r.severity {
             Severity::Security => log::warn!(
-                "#{} client {} refused {what}: {} {}",
+                "#{} client {} refused {what}: {} {}{more}",
                 self.id,
                 self.client_addr,
                 r.code,
                 r.text
             ),
             Severity::Protocol => log::info!(target: crate::log::NOTICE,
-                "#{} refused {what}: {} {}", self.id, r.code, r.text),
+                "#{} refused {what}: {} {}{more}", self.id, r.code, r.text),
         }
-        emit(&mut self.cout, |b| {
-            write::format(b, format_args!("{} {}\r\n", r.code, r.text))
-        });
+    }
+
+    /// Answers a client's command with `r` instead of forwarding it: at
+    /// once, or after the server's replies to the commands before it.
+    fn refuse(&mut self, cx: &Ctx, r: Refusal, verb: Verb) {
+        self.log_refusal(cx, r, &verb);
+        match self.in_flight.is_empty() {
+            true => emit_refusal(&mut self.to_client, r),
+            false => self.held = Some(r),
+        }
+    }
+
+    /// Replaces a server's final reply (a passive reply the proxy cannot
+    /// or will not pass on) with `r`, in its place.
+    fn reply_instead(&mut self, cx: &Ctx, r: Refusal, code: u16) {
+        self.log_refusal(cx, r, &code);
+        emit_refusal(&mut self.to_client, r);
     }
 
     fn command(&mut self, n: usize, cx: &mut Ctx) {
         self.commands += 1;
-        let raw = self.cin.head(n);
-        // Judge the line the server will read: without Telnet sequences.
-        let mut clean = [0u8; MAX_LINE];
-        let line = match telnet::has_iac(raw) {
-            true => {
-                let k = telnet::strip(raw, &mut clean);
-                &clean[..k]
-            }
-            false => raw,
-        };
-        match self.policy.judge(line) {
-            Verdict::Forward => {
-                // Room was checked by the caller; a line is at most MAX_LINE.
-                let _ = match self.cin.urgent_in(n) {
-                    Some(u) => self.sout.push_urgent(raw, u),
-                    None => self.sout.push(raw),
+        let raw = self.from_client.head(n);
+        match self.policy.judge(raw) {
+            verdict @ (Verdict::Forward | Verdict::Passive) => {
+                // Exactly the bytes judged; room was checked by the caller.
+                let _ = match self.from_client.urgent_in(n) {
+                    Some(u) => self.to_server.push_urgent(raw, u),
+                    None => self.to_server.push(raw),
                 };
+                self.in_flight.push(verdict == Verdict::Passive);
             }
             Verdict::Active { extended, port } => self.active(cx, extended, port),
             Verdict::Refuse(r) => {
-                let verb = if line.len() < 8 { line } else { &line[..8] };
-                let mut v = [0u8; 8];
-                v[..verb.len()].copy_from_slice(verb);
-                self.refuse(r, &v[..verb.len()]);
+                let verb = Verb::of(raw);
+                self.refuse(cx, r, verb);
             }
         }
     }
 
     /// PORT/EPRT: the address the client named is ignored; the server is
-    /// sent the proxy's address and a fresh port whose connections the
+    /// sent the proxy's address and a fresh port whose connection the
     /// kernel forwards to the client's control address and named port.
     fn active(&mut self, cx: &mut Ctx, extended: bool, port: u16) {
         let Some(proxy) = self.proxy_addr else { return };
@@ -437,11 +526,12 @@ impl Session {
         let Some(pp) = self.install(cx, |pp| {
             DataMap::active(server, proxy, pp, client, port, orig, port20, id)
         }) else {
-            return self.refuse(policy::NAT_FAILED, b"PORT");
+            return self.refuse(cx, policy::NAT_FAILED, Verb::of(b"PORT"));
         };
-        emit(&mut self.sout, |b| {
+        emit(&mut self.to_server, |b| {
             write::active_command(b, proxy, pp, extended)
         });
+        self.in_flight.push(false);
         log::debug!(
             "#{} {}: server {server} -> proxy {} -> client {}",
             self.id,
@@ -456,25 +546,28 @@ impl Session {
     }
 
     /// Picks a proxy port and installs the kernel mapping built by `make`,
-    /// replacing the session's previous one.
+    /// replacing the session's previous one in the same transaction.
     fn install(&mut self, cx: &mut Ctx, make: impl Fn(u16) -> DataMap) -> Option<u16> {
-        // The previous mapping goes in the same kernel transaction as the
-        // new one comes (one round trip), or stays if that fails.
-        let old = self.map.take();
+        let old = self.pending.take().map(|p| p.map);
         for _ in 0..PORT_TRIES {
-            let pp = cx.rng.proxy_port();
-            let m = make(pp);
-            let r = match &old {
-                Some(o) => cx.filter.replace(o, &m),
-                None => cx.filter.add(&m),
+            let Some(pp) = ports::random_port() else {
+                log::error!(
+                    "#{} the kernel gave no random numbers: no proxy port",
+                    self.id
+                );
+                break;
             };
-            match r {
-                Ok(()) => {
-                    self.map = Some(m);
+            let m = make(pp);
+            match cx.filter.install(old.as_ref(), &m) {
+                Ok(Installed::Done) => {
+                    self.pending = Some(Pending {
+                        map: m,
+                        since: cx.now,
+                    });
                     self.data_conns += 1;
                     return Some(pp);
                 }
-                Err(e) if e.is_exists() => continue,
+                Ok(Installed::PortInUse) => continue,
                 Err(e) => {
                     log::error!("#{} kernel refused data mapping: {e}", self.id);
                     self.drop_old(cx, old);
@@ -496,46 +589,58 @@ impl Session {
         }
     }
 
+    /// A reply's final line answers the oldest command in flight.
+    fn answered(&mut self, code: u16) -> Answered {
+        if self.phase == Phase::Greeting {
+            self.phase = Phase::Running;
+        }
+        match code {
+            200.. => self.in_flight.answer(),
+            _ => Answered::Nothing,
+        }
+    }
+
     fn reply(&mut self, n: usize, cx: &mut Ctx) {
-        let line = self.sin.head(n);
-        let kind = self.replies.classify(line);
+        let line = self.from_server.head(n);
+        if let Some(Kind::Final(code)) = self.replies.classify(line) {
+            let answered = self.answered(code);
+            let line = self.from_server.head(n);
+            match (answered, policy::passive_port(code, line)) {
+                (Answered::Passive, Some(Ok(port))) => {
+                    return self.passive(cx, code == 229, port);
+                }
+                (Answered::Passive, Some(Err(r))) => return self.reply_instead(cx, r, code),
+                // Only a PASV/EPSV the client sent opens a data mapping.
+                (_, Some(_)) => return self.reply_instead(cx, policy::UNSOLICITED_PASSIVE, code),
+                (_, None) => {}
+            }
+        }
+        let _ = self.to_client.push(self.from_server.head(n));
+    }
+
+    /// The first piece of a server line longer than `from_server`:
+    /// relayed as it comes, unless it is a passive reply, which the proxy
+    /// must read whole and cannot.
+    fn long_reply_start(&mut self, n: usize, cx: &mut Ctx) {
+        let kind = self.replies.classify(self.from_server.head(n));
         if let Some(Kind::Final(code)) = kind {
-            self.greeted = true;
-            match policy::passive_port(code, line) {
-                Some(Ok(port)) => return self.passive(cx, code == 229, port),
-                Some(Err(r)) => return self.refuse_reply(r, code),
-                None => {}
+            let answered = self.answered(code);
+            if matches!(code, 227 | 229) {
+                self.long_reply = LongReply::Dropping;
+                let r = match answered {
+                    Answered::Passive => policy::BAD_PASSIVE,
+                    _ => policy::UNSOLICITED_PASSIVE,
+                };
+                return self.reply_instead(cx, r, code);
             }
         }
-        let _ = self.cout.push(self.sin.head(n));
-    }
-
-    /// The first piece of a server line longer than `sin`: relayed as it
-    /// comes, unless it is a passive reply, which the proxy must read
-    /// whole and cannot.
-    fn long_reply_start(&mut self, n: usize) {
-        let head = self.sin.head(n);
-        match self.replies.classify(head) {
-            Some(Kind::Final(code @ (227 | 229))) => {
-                self.dropping_long = true;
-                self.refuse_reply(policy::BAD_PASSIVE, code);
-            }
-            _ => {
-                self.relaying_long = true;
-                let _ = self.cout.push(head);
-            }
-        }
-    }
-
-    fn refuse_reply(&mut self, r: Refusal, code: u16) {
-        let mut what = [0u8; 3];
-        let _ = write::format(&mut what, format_args!("{code}"));
-        self.refuse(r, &what);
+        self.long_reply = LongReply::Relaying;
+        let _ = self.to_client.push(self.from_server.head(n));
     }
 
     /// 227/229: the server's port is replaced by a proxy port on the
-    /// address the client wanted (`orig_server`); the kernel forwards
-    /// connections to it to the server's control address. The address in
+    /// address the client wanted (`orig_server`); the kernel forwards the
+    /// connection to it to the server's control address. The address in
     /// a 227 is never trusted.
     fn passive(&mut self, cx: &mut Ctx, extended: bool, port: u16) {
         let Some(proxy) = self.proxy_addr else { return };
@@ -548,9 +653,10 @@ impl Session {
         let Some(pp) = self.install(cx, |pp| {
             DataMap::passive(client, orig, pp, server, port, proxy, id)
         }) else {
-            return self.refuse(policy::NAT_FAILED, b"PASV");
+            let code = if extended { 229 } else { 227 };
+            return self.reply_instead(cx, policy::NAT_FAILED, code);
         };
-        emit(&mut self.cout, |b| {
+        emit(&mut self.to_client, |b| {
             write::passive_reply(b, orig, pp, extended)
         });
         log::debug!(
@@ -568,15 +674,15 @@ impl Session {
 
     /// Removes the kernel state and closes both connections.
     pub fn close(&mut self, filter: &mut Backend, why: &End) {
-        if let Some(m) = self.map.take() {
-            if let Err(e) = filter.remove(&m) {
+        if let Some(p) = self.pending.take() {
+            if let Err(e) = filter.remove(&p.map) {
                 log::error!("#{} removing mapping: {e}", self.id);
             }
         }
         // Tell the client why, unless that would land inside a line the
         // client is still receiving.
         if let Some(text) = why.farewell() {
-            if self.cout.is_empty() && !self.relaying_long {
+            if self.to_client.is_empty() && self.long_reply != LongReply::Relaying {
                 let _ = self.client.write(text);
             }
         }
@@ -593,5 +699,24 @@ impl Session {
             self.commands,
             self.data_conns
         );
+    }
+}
+
+/// Queues the proxy's own reply `r`; the caller checked for room.
+fn emit_refusal<const N: usize>(out: &mut OutBuf<N>, r: Refusal) {
+    emit(out, |b| {
+        write::format(b, format_args!("{} {}\r\n", r.code, r.text))
+    });
+}
+
+/// ", N more suppressed" after a log line that follows suppressed ones.
+struct Suppressed(u32);
+
+impl fmt::Display for Suppressed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, " ({n} similar lines suppressed)"),
+        }
     }
 }

@@ -22,8 +22,8 @@ fn help_prints_usage_and_exits_0() {
     assert_eq!(code, 0);
     assert!(out.starts_with("usage: ftp-proxy"), "{out}");
     for opt in [
-        "-6", "-A", "-a", "-b", "-D", "-d", "-i", "-m", "-P", "-p", "-q", "-R", "-r", "-T", "-t",
-        "-v",
+        "-6", "-A", "-a", "-b", "-D", "-d", "-i", "-M", "-m", "-o", "-P", "-p", "-q", "-R", "-r",
+        "-T", "-t", "-v",
     ] {
         assert!(out.contains(&format!("  {opt} ")), "usage lacks {opt}");
     }
@@ -57,4 +57,24 @@ fn listen_failure_is_reported() {
     let (code, _, err) = run(&["-d", "-b", "198.18.255.254", "-p", "1"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot listen on 198.18.255.254:1"), "{err}");
+}
+
+#[test]
+fn reverse_server_by_name_and_the_kernels_routes() {
+    use ftp_proxy::config::Config;
+    // /etc/hosts has localhost on every system the suite runs on.
+    let c = Config::parse(["-R", "localhost"].map(String::from)).expect("-R localhost");
+    assert_eq!(c.reverse_addr, Some("127.0.0.1".parse().unwrap()));
+    let (code, _, err) = run(&["-R", "no-such-host.invalid"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("-R no-such-host.invalid"), "{err}");
+    // Every network namespace routes its loopback addresses locally.
+    let mut routes = ftp_proxy::route::Routes::open().expect("NETLINK_ROUTE socket");
+    let lo = routes.lookup("127.0.0.1".parse().unwrap()).expect("route");
+    assert_eq!(lo.kind, 2, "RTN_LOCAL");
+    let mut d = ftp_proxy::intercept::Destinations::open(&c).expect("destinations");
+    assert_eq!(
+        d.check("127.0.0.1".parse().unwrap()),
+        Err("loopback address")
+    );
 }

@@ -52,7 +52,8 @@ fn client_garbage_is_refused_and_the_session_goes_on() {
             "200 ok",
             "500 Command line too long",
             "500 Control characters in command refused",
-            "500 Control characters in command refused",
+            // Ends in IAC CR: a malformed Telnet sequence.
+            "500 Malformed Telnet sequence in command refused",
             "500 Control characters in command refused",
             "200 ok",
             "221 bye"
@@ -474,7 +475,8 @@ fn half_close_and_resets_clean_up() {
     .join()
     .expect("client");
     assert!(c2.0.starts_with("227 "), "{}", c2.0);
-    assert_eq!(lab_ref.elements("ftp-proxy", "dnat4"), 1);
+    // The data connection used its mapping up as it opened.
+    assert_eq!(lab_ref.elements("ftp-proxy", "dnat4"), 0);
     c2.1.reset();
     // The session ends and its mapping goes; the data connection the
     // kernel already forwards carries on to the end.
@@ -793,10 +795,16 @@ fn connection_flood_beyond_the_limit() {
         "{greetings:?}"
     );
     lab.assert_clean(fds);
+    // Logged within the budget: 5 lines a second, the rest counted and
+    // said in the next line let through.
     let log = lab.log_text();
-    assert_eq!(
-        log.matches("session limit (3) reached").count(),
-        refused,
-        "one log line per refusal"
+    let logged = log.matches("session limit (3) reached").count();
+    let counted: usize = log
+        .split(" similar lines suppressed)")
+        .filter_map(|l| l.rsplit('(').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(
+        logged >= 1 && logged < refused && logged + counted <= refused,
+        "{logged} lines, {counted} counted, {refused} refusals"
     );
 }

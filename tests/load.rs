@@ -88,7 +88,10 @@ fn many_sessions_list_passive_and_active() {
     let max = sessions.to_string();
     // Only warnings in the log: debug lines for every listing would be
     // most of the work.
-    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-m", &max, "-D", "5"]);
+    // One client host opens every session: -M as high as -m.
+    lab.start_proxy(&[
+        "-b", ROUTER_C4, "-i", &iface, "-m", &max, "-M", &max, "-D", "5",
+    ]);
     let fds = lab.fd_count();
 
     let ok = Arc::new(AtomicUsize::new(0));

@@ -1,11 +1,13 @@
 //! Commands and replies through the proxy's rules and rewriting: nothing
-//! that negotiates an address is relayed as the peer wrote it, every
+//! that negotiates an address is relayed as the peer wrote it, what is
+//! forwarded is exactly the line judged and carries no control byte but
+//! its final CR LF and no malformed Telnet sequence, every
 //! rewritten line fits a line buffer and carries the proxy's address and
 //! port, and reads back as exactly that.
 #![no_main]
 
 use ftp_proxy::ftp::command::{Af, Command};
-use ftp_proxy::ftp::line::trim_eol;
+use ftp_proxy::ftp::line::{strip_crlf, trim_eol};
 use ftp_proxy::ftp::policy::{self, Policy, Verdict};
 use ftp_proxy::ftp::reply::{self, Kind, ReplyFramer};
 use ftp_proxy::ftp::{telnet, write, MAX_LINE, MIN_DATA_PORT};
@@ -43,16 +45,20 @@ fuzz_target!(|data: &[u8]| {
         .split_inclusive(|&b| b == b'\n')
         .filter(|l| l.len() <= MAX_LINE)
     {
-        // As a client command.
-        let mut clean = [0u8; MAX_LINE];
-        let k = telnet::strip(raw, &mut clean);
-        let line = &clean[..k];
-        assert!(!telnet::has_iac(line) || raw.windows(2).any(|w| w == [255, 255]));
-        match rules.judge(line) {
-            Verdict::Forward => {
-                let v = verb(line).to_ascii_uppercase();
-                assert!(!NEVER_RELAYED.contains(&&v[..]), "relayed {line:?}");
-                assert!(!trim_eol(line).iter().any(|&b| b < 0x20 || b == 0x7f));
+        // As a client command: judged and (if so) forwarded raw.
+        match rules.judge(raw) {
+            v @ (Verdict::Forward | Verdict::Passive) => {
+                assert!(
+                    !strip_crlf(raw).iter().any(|&b| telnet::is_control(b)),
+                    "forwarded a control byte: {raw:?}"
+                );
+                let mut clean = [0u8; MAX_LINE];
+                let k = telnet::strip(raw, &mut clean).expect("forwarded malformed Telnet");
+                let line = &clean[..k];
+                let verb = verb(line).to_ascii_uppercase();
+                assert!(!NEVER_RELAYED.contains(&&verb[..]), "relayed {raw:?}");
+                let passive = matches!(Command::parse(line), Command::Pasv | Command::Epsv(_));
+                assert_eq!(v == Verdict::Passive, passive, "{raw:?}");
             }
             Verdict::Active { extended, port } => {
                 assert!(port >= MIN_DATA_PORT);
@@ -61,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
                 match Command::parse(&out[..n]) {
                     Command::Port(p) => assert!(p == pp && !extended && !v6),
                     Command::Eprt(af, p) => assert!(p == pp && af == family),
-                    other => panic!("rewrote {line:?} into {other:?}"),
+                    other => panic!("rewrote {raw:?} into {other:?}"),
                 }
             }
             Verdict::Refuse(r) => assert!((400..600).contains(&r.code)),

@@ -82,6 +82,14 @@ impl DataMap {
     }
 }
 
+/// How an installation went, when the kernel took the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    Done,
+    /// The proxy port is in use for this pair of hosts: pick another.
+    PortInUse,
+}
+
 #[derive(Debug)]
 pub enum FilterError {
     /// The kernel refused a request: what, and the errno.
@@ -91,13 +99,6 @@ pub enum FilterError {
     InUse(&'static str),
     /// A batch did not fit the message buffer (a bug, not an input).
     Overflow,
-}
-
-impl FilterError {
-    /// True when the proxy port collided with a live mapping.
-    pub fn is_exists(&self) -> bool {
-        matches!(self, FilterError::Kernel(_, libc::EEXIST))
-    }
 }
 
 impl fmt::Display for FilterError {

@@ -234,6 +234,13 @@ impl<const N: usize> OutBuf<N> {
 }
 
 /// The line without its CR LF (or bare LF).
+/// A command without its line end: exactly one final LF and the CR
+/// before it, so that any other CR stays in and is judged.
+pub fn strip_crlf(line: &[u8]) -> &[u8] {
+    let l = line.strip_suffix(b"\n").unwrap_or(line);
+    l.strip_suffix(b"\r").unwrap_or(l)
+}
+
 pub fn trim_eol(line: &[u8]) -> &[u8] {
     let mut l = line;
     while let [rest @ .., b'\n' | b'\r'] = l {

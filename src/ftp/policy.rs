@@ -3,9 +3,9 @@
 //! The session carries out the verdict; nothing here does I/O.
 
 use super::command::{is_anonymous, Af, Command};
-use super::line::trim_eol;
-use super::reply;
-use super::MIN_DATA_PORT;
+use super::line::strip_crlf;
+use super::telnet;
+use super::{reply, MAX_LINE, MIN_DATA_PORT};
 
 /// How loudly a refusal is logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +41,8 @@ const fn security(code: u16, text: &'static str) -> Refusal {
 }
 
 pub const CONTROL_CHARS: Refusal = security(500, "Control characters in command refused");
+pub const BAD_TELNET: Refusal = security(500, "Malformed Telnet sequence in command refused");
+pub const EMPTY: Refusal = protocol(500, "Empty command");
 pub const LINE_TOO_LONG: Refusal = protocol(500, "Command line too long");
 pub const LOW_PORT: Refusal = security(501, "Data port below 1024 refused");
 pub const NOT_ANONYMOUS: Refusal =
@@ -64,6 +66,12 @@ pub const LOW_SERVER_PORT: Refusal = security(
     425,
     "Can't open data connection: server port below 1024 refused",
 );
+/// A 227/229 that answers no PASV/EPSV: nothing is installed for it, and
+/// the client never sees an address the proxy did not choose.
+pub const UNSOLICITED_PASSIVE: Refusal = protocol(
+    425,
+    "Can't open data connection: passive reply to no PASV/EPSV",
+);
 /// The kernel would not take a data mapping (logged where it failed).
 pub const NAT_FAILED: Refusal = protocol(
     425,
@@ -82,6 +90,8 @@ fn malformed(verb: &str) -> Refusal {
 pub enum Verdict {
     /// Relay the client's line unchanged.
     Forward,
+    /// Relay PASV/EPSV unchanged; its 227/229 is the one to rewrite.
+    Passive,
     /// Send the server the proxy's own PORT (or EPRT when `extended`) for
     /// a data connection to the client's `port`.
     Active {
@@ -120,14 +130,37 @@ impl Policy {
         }
     }
 
-    /// Judges one command line, Telnet sequences already stripped.
-    pub fn judge(&mut self, line: &[u8]) -> Verdict {
-        if trim_eol(line).iter().any(|&b| b < 0x20 || b == 0x7f) {
+    /// Judges one command line exactly as received, LF included: what is
+    /// forwarded is what was judged. Telnet sequences must be well formed
+    /// and are judged without (as servers read the verb); no other
+    /// control byte may stand anywhere but in the final CR LF.
+    pub fn judge(&mut self, raw: &[u8]) -> Verdict {
+        let refuse = Verdict::Refuse;
+        if raw.len() > MAX_LINE {
+            return refuse(LINE_TOO_LONG);
+        }
+        let mut clean = [0u8; MAX_LINE];
+        let line = match telnet::has_iac(raw) {
+            false => raw,
+            true => match telnet::strip(raw, &mut clean) {
+                Some(n) => &clean[..n],
+                None => return refuse(BAD_TELNET),
+            },
+        };
+        // On the raw line, which is what is forwarded: well-formed Telnet
+        // carries no control byte, so none may stand anywhere but in the
+        // final CR LF (not even between a Telnet sequence and the LF).
+        if strip_crlf(raw).iter().any(|&b| telnet::is_control(b)) {
             // NUL, CR, … inside a line: servers disagree on what they
             // mean, so a verb could hide from the proxy behind them.
-            return Verdict::Refuse(CONTROL_CHARS);
+            return refuse(CONTROL_CHARS);
         }
-        let refuse = Verdict::Refuse;
+        let body = strip_crlf(line);
+        if body.is_empty() {
+            // Answered here, as servers do, so every forwarded line has
+            // exactly one reply to wait for.
+            return refuse(EMPTY);
+        }
         match Command::parse(line) {
             Command::Port(_) if self.ipv6_mode => refuse(PORT_IN_V6),
             Command::Pasv if self.ipv6_mode => refuse(PASV_IN_V6),
@@ -158,9 +191,8 @@ impl Policy {
             Command::Security => refuse(TLS),
             Command::Long => refuse(LONG_FORMS),
             Command::Malformed(verb) => refuse(malformed(verb)),
-            Command::Pasv | Command::Epsv(_) | Command::User(_) | Command::Other => {
-                Verdict::Forward
-            }
+            Command::Pasv | Command::Epsv(_) => Verdict::Passive,
+            Command::User(_) | Command::Other => Verdict::Forward,
         }
     }
 }
@@ -224,7 +256,7 @@ mod tests {
     #[test]
     fn epsv_all_locks_out_other_negotiation() {
         let mut p = v4();
-        assert_eq!(p.judge(b"PASV\r\n"), Verdict::Forward);
+        assert_eq!(p.judge(b"PASV\r\n"), Verdict::Passive);
         assert_eq!(p.judge(b"EPSV ALL\r\n"), Verdict::Forward);
         for cmd in [
             &b"PASV\r\n"[..],
@@ -233,8 +265,8 @@ mod tests {
         ] {
             assert_eq!(p.judge(cmd), Verdict::Refuse(EPSV_ALL), "{cmd:?}");
         }
-        assert_eq!(p.judge(b"EPSV\r\n"), Verdict::Forward);
-        assert_eq!(p.judge(b"EPSV 1\r\n"), Verdict::Forward);
+        assert_eq!(p.judge(b"EPSV\r\n"), Verdict::Passive);
+        assert_eq!(p.judge(b"EPSV 1\r\n"), Verdict::Passive);
         assert_eq!(p.judge(b"EPSV 2\r\n"), Verdict::Refuse(USE_INET));
     }
 
@@ -269,6 +301,32 @@ mod tests {
         // Bytes above ASCII are file names in UTF-8, not control characters.
         assert_eq!(p.judge("RETR fü\r\n".as_bytes()), Verdict::Forward);
         assert_eq!(p.judge(b"noop  \n"), Verdict::Forward);
+        assert_eq!(p.judge(b"NOOP\r\r\n"), Verdict::Refuse(CONTROL_CHARS));
+        assert_eq!(p.judge(b"\r\n"), Verdict::Refuse(EMPTY));
+        assert_eq!(p.judge(b"\xff\xf4\xff\xf2\r\n"), Verdict::Refuse(EMPTY));
+    }
+
+    #[test]
+    fn telnet_is_judged_on_the_raw_line() {
+        let mut p = v4();
+        // The verb behind a well-formed sequence is the one judged.
+        assert_eq!(
+            p.judge(b"\xff\xf4\xff\xf2PORT 1,2,3,4,195,80\r\n"),
+            Verdict::Active {
+                extended: false,
+                port: 50000
+            }
+        );
+        assert_eq!(p.judge(b"\xff\xf4\xff\xf2ABOR\r\n"), Verdict::Forward);
+        // Malformed ones never reach a server that reads raw bytes.
+        assert_eq!(
+            p.judge(b"NOOP\xff\rPORT 1,2,3,4,5,6\r\n"),
+            Verdict::Refuse(BAD_TELNET)
+        );
+        assert_eq!(p.judge(b"NOOP\xff\x00X\r\n"), Verdict::Refuse(BAD_TELNET));
+        assert_eq!(p.judge(b"NOOP\xff\xfd\r\n"), Verdict::Refuse(BAD_TELNET));
+        // A CR hidden before a Telnet sequence at the end of the line.
+        assert_eq!(p.judge(b"NOOP\r\xff\xf1\n"), Verdict::Refuse(CONTROL_CHARS));
     }
 
     #[test]

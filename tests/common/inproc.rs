@@ -69,7 +69,8 @@ pub fn run<T: Send + 'static>(
         ftp_proxy::log::init(cfg.debug_level, false);
         let filter = Backend::open(&cfg).expect("nftables table");
         let listener = mio::net::TcpListener::from_std(listener);
-        let mut proxy = Proxy::new(cfg, listener, filter).expect("proxy");
+        let dests = ftp_proxy::intercept::Destinations::open(&cfg).expect("route socket");
+        let mut proxy = Proxy::new(cfg, listener, filter, dests).expect("proxy");
         let (port_tx, port_rx) = mpsc::channel();
         let c = std::thread::spawn(move || client(port_rx.recv().expect("port")));
         port_tx.send(port).expect("send port");

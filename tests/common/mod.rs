@@ -170,6 +170,21 @@ impl Lab {
         lab
     }
 
+    /// Adds the `lan` network behind the router: namespace 'l', host
+    /// 198.18.3.2, router side `lan_iface()`.
+    pub fn add_lan(&self) {
+        check(Command::new(LAB_SH).args(["lan", &self.name]));
+    }
+
+    pub fn lan_iface(&self) -> String {
+        format!("fp{}-rl", self.name)
+    }
+
+    /// The router's interface towards the server (the WAN, in zone tests).
+    pub fn server_iface(&self) -> String {
+        format!("fp{}-rs", self.name)
+    }
+
     pub fn ns(&self, which: char) -> String {
         format!("fp-{}-{which}", self.name)
     }
@@ -291,6 +306,19 @@ impl Lab {
         (o.status.code(), text)
     }
 
+    /// `proxy_refuses` without -d: the command that detaches must report
+    /// a failure after its fork.
+    pub fn proxy_refuses_detached(&self, wrap: &[&str], args: &[&str]) -> (Option<i32>, String) {
+        let o = run(Command::new("ip")
+            .args(["netns", "exec", &self.ns('r'), "timeout", "10"])
+            .args(wrap)
+            .arg(PROXY)
+            .args(args)
+            .stdin(Stdio::null()));
+        let text = String::from_utf8_lossy(&o.stderr).into_owned();
+        (o.status.code(), text)
+    }
+
     /// SIGKILL to the proxy, as a crash would end it.
     pub fn kill_proxy(&mut self) {
         if let Some(mut c) = self.proxy.take() {
@@ -341,11 +369,11 @@ impl Lab {
 
     /// Number of elements in one of the proxy's maps.
     pub fn elements(&self, table: &str, map: &str) -> usize {
-        let out = self.nft(&["-j", "list", "map", "inet", table, map]);
-        // Each element of a map is an array pair in the JSON "elem" list.
-        match out.find("\"elem\"") {
+        let out = self.nft(&["list", "map", "inet", table, map]);
+        // `elements = { k : v, k : v }`: one " : " per element.
+        match out.find("elements = {") {
             None => 0,
-            Some(i) => out[i..].matches("timeout").count(),
+            Some(i) => out[i..].matches(" : ").count(),
         }
     }
 

@@ -173,6 +173,59 @@ pub fn connect(host: &str, port: u16) -> Peer {
     Peer::new(TcpStream::connect_timeout(&addr, READ_DEADLINE).expect("connect"))
 }
 
+/// `connect`, from local address `src` (bound before connecting).
+pub fn connect_from(src: &str, host: &str, port: u16) -> Peer {
+    let dst: SocketAddr = format!("{host}:{port}").parse().expect("address");
+    let s = ftp_proxy::net::connect_from(Some(src.parse().expect("source")), dst).expect("connect");
+    let deadline = Instant::now() + READ_DEADLINE;
+    while s.peer_addr().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "connect from {src} to {dst} timed out"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let std = TcpStream::from(std::os::fd::OwnedFd::from(s));
+    std.set_nonblocking(false).expect("blocking");
+    Peer::new(std)
+}
+
+/// Accepts on `addr:port` in `ns` for `secs` seconds, greeting each
+/// connection with `hello`; returns every peer's address. For listeners
+/// that must stay open whether or not anything comes.
+pub fn listen_for(
+    ns: &str,
+    addr: &str,
+    port: u16,
+    secs: u64,
+    hello: &'static [u8],
+) -> JoinHandle<Vec<SocketAddr>> {
+    let (tx, rx) = mpsc::channel();
+    let bind = format!("{addr}:{port}");
+    let h = in_ns(ns, move || {
+        let l = TcpListener::bind(&bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
+        l.set_nonblocking(true).expect("nonblocking");
+        tx.send(()).expect("ready");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut peers = Vec::new();
+        while Instant::now() < deadline {
+            match l.accept() {
+                Ok((mut s, peer)) => {
+                    peers.push(peer);
+                    let _ = s.write_all(hello);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("accept {bind}: {e}"),
+            }
+        }
+        peers
+    });
+    rx.recv().expect("listener ready");
+    h
+}
+
 /// Listens on `addr:port` in namespace `ns` and hands each of the next
 /// `conns` connections to `script` (with its number, in accept order) on
 /// a thread of its own. Returns once it listens; the handle yields what

@@ -11,14 +11,34 @@ pub const REG_2: u32 = 2;
 pub const REG_3: u32 = 3;
 pub const REG32_01: u32 = 9;
 pub const REG32_02: u32 = 10;
+/// Where a looked-up value lands: after the key, so the key is still
+/// there for the one-shot delete. IPv4 keys take 32-bit units 4–6 and
+/// values units 8–9 (REG_2, REG32_05); IPv6 keys units 4–12 and values
+/// units 13–17 (REG32_09, REG32_13). The kernel has units 4–19.
+pub const REG32_05: u32 = 13;
+pub const REG32_09: u32 = 17;
+pub const REG32_13: u32 = 21;
 /// Scratch register for immediates that must not clobber lookup results.
-pub const REG32_12: u32 = 20;
+pub const REG32_14: u32 = 22;
 
 pub const META_PRIORITY: u32 = 2;
 pub const META_IIFNAME: u32 = 6;
 pub const META_NFPROTO: u32 = 15;
 pub const META_L4PROTO: u32 = 16;
 pub const CT_MARK: u32 = 3;
+pub const CT_PROTO_DST: u32 = 12;
+pub const CT_SRC_IP: u32 = 19;
+pub const CT_DST_IP: u32 = 20;
+pub const CT_SRC_IP6: u32 = 21;
+pub const CT_DST_IP6: u32 = 22;
+const IP_CT_DIR_ORIGINAL: u8 = 0;
+pub const FIB_RESULT_OIFNAME: u32 = 2;
+pub const FIB_RESULT_ADDRTYPE: u32 = 3;
+pub const FIB_F_DADDR: u32 = 2;
+pub const RTN_LOCAL: u32 = 2;
+const NFT_DYNSET_OP_DELETE: u32 = 2;
+const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_NEQ: u32 = 1;
 pub const BASE_NETWORK: u32 = 1;
 pub const BASE_TRANSPORT: u32 = 2;
 pub const NAT_SNAT: u32 = 0;
@@ -60,12 +80,52 @@ pub fn meta_set(m: &mut MsgBuf, key: u32, sreg: u32) {
 
 /// `[ cmp eq reg SREG DATA ]`
 pub fn cmp_eq(m: &mut MsgBuf, sreg: u32, data: &[u8]) {
+    cmp(m, sreg, NFT_CMP_EQ, data);
+}
+
+/// `[ cmp neq reg SREG DATA ]`
+pub fn cmp_neq(m: &mut MsgBuf, sreg: u32, data: &[u8]) {
+    cmp(m, sreg, NFT_CMP_NEQ, data);
+}
+
+fn cmp(m: &mut MsgBuf, sreg: u32, op: u32, data: &[u8]) {
     expr(m, "cmp", |m| {
         m.attr_be32(1, sreg); // NFTA_CMP_SREG
-        m.attr_be32(2, 0); // NFTA_CMP_OP = NFT_CMP_EQ
+        m.attr_be32(2, op); // NFTA_CMP_OP
         m.nest_begin(3); // NFTA_CMP_DATA
         m.attr(NFTA_DATA_VALUE, data);
         m.nest_end();
+    });
+}
+
+/// `[ dynset delete reg_key KEY set NAME sreg_data DATA ]`: deletes the
+/// element from the packet path (a map wants the data register too,
+/// though a delete does not read it).
+pub fn dynset_delete(m: &mut MsgBuf, set: &str, set_id: u32, key: u32, data: u32) {
+    expr(m, "dynset", |m| {
+        m.attr_be32(4, key); // NFTA_DYNSET_SREG_KEY
+        m.attr_be32(5, data); // NFTA_DYNSET_SREG_DATA
+        m.attr_be32(3, NFT_DYNSET_OP_DELETE); // NFTA_DYNSET_OP
+        m.attr_str(1, set); // NFTA_DYNSET_SET_NAME
+        m.attr_be32(2, set_id); // NFTA_DYNSET_SET_ID
+    });
+}
+
+/// `[ ct load KEY => reg DREG , dir original ]`
+pub fn ct_load_original(m: &mut MsgBuf, key: u32, dreg: u32) {
+    expr(m, "ct", |m| {
+        m.attr_be32(2, key); // NFTA_CT_KEY
+        m.attr_be32(1, dreg); // NFTA_CT_DREG
+        m.attr(3, &[IP_CT_DIR_ORIGINAL]); // NFTA_CT_DIRECTION
+    });
+}
+
+/// `[ fib daddr RESULT => reg DREG ]`
+pub fn fib_daddr(m: &mut MsgBuf, result: u32, dreg: u32) {
+    expr(m, "fib", |m| {
+        m.attr_be32(3, FIB_F_DADDR); // NFTA_FIB_FLAGS
+        m.attr_be32(2, result); // NFTA_FIB_RESULT
+        m.attr_be32(1, dreg); // NFTA_FIB_DREG
     });
 }
 

@@ -2,8 +2,9 @@
 //!
 //! One table of the proxy's own (`inet ftp-proxy`, `inet ftp-proxy6` with
 //! -6) holds NAT chains whose rules look data connections up in maps with
-//! per-element timeouts. A data connection costs one batch of two elements;
-//! the ruleset never grows with the number of sessions.
+//! one element each per data connection, used up by its first packet. A
+//! data connection costs one batch of two elements; the ruleset never
+//! grows with the number of sessions.
 
 pub mod expr;
 #[cfg(test)]
@@ -12,14 +13,17 @@ pub mod msg;
 pub mod objects;
 pub mod socket;
 
-use super::{DataMap, FilterError};
+use super::{DataMap, FilterError, Installed};
 use crate::config::Config;
 use msg::MsgBuf;
-use objects::{Family, Marks, Value, NFT_TABLE_F_OWNER};
+use objects::{Del, Family, Intercept, KeyFrom, Marks, NatRule, Packed, Value, NFT_TABLE_F_OWNER};
 use socket::NlSocket;
 
-/// How long a negotiated data connection may take to open (ms). NAT is
-/// decided on the first packet, so an established connection outlives it.
+/// How long a pending mapping lives where the kernel cannot drop the
+/// table with the process (no owner flag, Linux < 5.12) or cannot use an
+/// element up (no dynset delete): a crashed proxy leaves nothing usable
+/// behind for longer. A live proxy refreshes its pending mappings well
+/// before (see `REFRESH_AFTER`), so they last until used all the same.
 pub const ELEMENT_TIMEOUT_MS: u64 = 60_000;
 
 const PRE: &str = "prerouting";
@@ -59,28 +63,26 @@ pub fn table_name(ipv6: bool) -> &'static str {
     }
 }
 
-/// An SNAT element's identity: which map, and its key bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct SnatId {
-    port20: bool,
-    len: u8,
-    key: [u8; 36],
+/// What this kernel can do, found out at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Abilities {
+    /// Owned tables (5.12+): the table goes with the process.
+    owner: bool,
+    /// dynset delete: an element is used up by its first connection.
+    one_shot: bool,
+    /// DESTROYSETELEM (6.3+): a used-up element can be deleted quietly.
+    destroy: bool,
 }
 
-impl SnatId {
-    fn new(port20: bool, key: &[u8]) -> SnatId {
-        let mut k = [0u8; 36];
-        k[..key.len()].copy_from_slice(key);
-        SnatId {
-            port20,
-            len: key.len() as u8,
-            key: k,
-        }
-    }
+/// One mapping's elements, computed once: both maps share the key (the
+/// first packet's tuple; SNAT reads it from conntrack), so no element is
+/// ever shared between mappings.
+struct Elements {
+    key: Packed,
+    dnat_value: Packed,
+    snat_value: Packed,
+    snat_map: &'static str,
 }
-
-/// Room for one pending mapping per session at the session maximum.
-const SHARED_CAP: usize = 512;
 
 pub struct Nft {
     sock: NlSocket,
@@ -88,15 +90,9 @@ pub struct Nft {
     seq: u32,
     table: &'static str,
     fam: Family,
-    owner: bool,
+    can: Abilities,
     /// What the table is built from, to build it again.
     cfg: Config,
-    /// How many pending mappings use each SNAT element. Its key is the
-    /// tuple after DNAT, which a new session can meet again while an old
-    /// one still holds its mapping: the server hands out a data port (or
-    /// the client listens on a port) again once the old data connection
-    /// is over. The element is shared, and the last user deletes it.
-    snat_users: Box<heapless::FnvIndexMap<SnatId, u16, SHARED_CAP>>,
 }
 
 /// Set (to anything) to create the table without the owner flag, as on
@@ -108,42 +104,100 @@ fn errno_err(what: &'static str, errno: i32) -> FilterError {
     FilterError::Kernel(what, errno)
 }
 
+/// True for the answers of a kernel that lacks a feature.
+fn unsupported(e: &FilterError) -> bool {
+    matches!(e, FilterError::Kernel(_, libc::EOPNOTSUPP | libc::EINVAL))
+}
+
 impl Nft {
-    /// Creates the proxy's table, replacing a stale one left by a crash.
+    /// Creates the proxy's table, replacing a stale one left by a crash,
+    /// with what this kernel can do.
     pub fn open(cfg: &Config) -> Result<Nft, FilterError> {
-        let sock = NlSocket::open().map_err(|e| FilterError::Io("netlink socket", e))?;
+        let sock = NlSocket::open(socket::NETLINK_NETFILTER)
+            .map_err(|e| FilterError::Io("netlink socket", e))?;
         let mut n = Nft {
             sock,
             msg: Box::default(),
             seq: std::process::id().wrapping_shl(12),
             table: table_name(cfg.ipv6),
             fam: if cfg.ipv6 { Family::V6 } else { Family::V4 },
-            owner: std::env::var_os(NO_OWNER_ENV).is_none(),
+            can: Abilities {
+                owner: std::env::var_os(NO_OWNER_ENV).is_none(),
+                one_shot: true,
+                destroy: false,
+            },
             cfg: cfg.clone(),
-            snat_users: Box::default(),
         };
         match n.delete_table() {
             Ok(()) => log::warn!(target: "notice", "removed stale table inet {}", n.table),
             Err(FilterError::Kernel(_, libc::ENOENT)) => {}
+            // Another process's owned table, or no permission at all:
+            // reading the table tells which.
             Err(FilterError::Kernel(_, libc::EPERM | libc::EBUSY)) => {
-                return Err(FilterError::InUse(n.table))
+                return Err(match n.present() {
+                    Ok(_) => FilterError::InUse(n.table),
+                    Err(e) => e,
+                })
             }
             Err(e) => return Err(e),
         }
-        match n.create(n.flags()) {
-            // Kernels before 5.12 have no owned tables.
-            Err(FilterError::Kernel(_, libc::EOPNOTSUPP | libc::EINVAL)) if n.owner => {
-                log::warn!(target: "notice", "kernel has no owned tables; table inet {} stays after a crash until the next start", n.table);
-                n.owner = false;
-                n.create(0)?;
+        // Newest kernels first; each step down is said in the log.
+        let mut r = n.create();
+        if r.as_ref().is_err_and(unsupported) && n.can.owner {
+            n.can.owner = false;
+            r = n.create();
+            if r.is_ok() {
+                log::warn!(target: "notice", "kernel has no owned tables (Linux < 5.12): table inet {} stays after a crash until the next start; its elements expire within {} s", n.table, ELEMENT_TIMEOUT_MS / 1000);
             }
-            r => r?,
         }
+        if r.as_ref().is_err_and(unsupported) {
+            n.can.one_shot = false;
+            r = n.create();
+            if r.is_ok() {
+                log::warn!(target: "notice", "kernel cannot delete map elements from the packet path: a data mapping admits connections until it expires ({} s) or is replaced", ELEMENT_TIMEOUT_MS / 1000);
+            }
+        }
+        r?;
+        n.can.destroy = n.probe_destroy();
+        log::debug!("nftables abilities: {:?}", n.can);
         Ok(n)
     }
 
+    /// Whether the kernel deletes a missing element without ENOENT.
+    fn probe_destroy(&mut self) -> bool {
+        let dnat = names(self.fam).dnat;
+        let zero = [0u8; 36];
+        let key = &zero[..objects::key_len(self.fam)];
+        self.batch("probe destroy", |m, seq, t| {
+            objects::del_element(m, seq(), t, dnat, key, Del::Destroy)
+        })
+        .is_ok()
+    }
+
+    /// Element timeout: none where the kernel both uses elements up and
+    /// drops the table with the process.
+    fn timeout(&self) -> Option<u64> {
+        match self.can.owner && self.can.one_shot {
+            true => None,
+            false => Some(ELEMENT_TIMEOUT_MS),
+        }
+    }
+
+    fn elements(&self, d: &DataMap) -> Elements {
+        let nm = names(self.fam);
+        Elements {
+            key: objects::key(&d.src, &d.dst, d.dport),
+            dnat_value: objects::value(&d.to, Some(d.to_port)),
+            snat_value: objects::value(&d.nat_src, d.nat_sport),
+            snat_map: match d.nat_sport {
+                Some(_) => nm.snatp,
+                None => nm.snat,
+            },
+        }
+    }
+
     fn flags(&self) -> u32 {
-        if self.owner {
+        if self.can.owner {
             NFT_TABLE_F_OWNER
         } else {
             0
@@ -184,7 +238,7 @@ impl Nft {
             Ok(()) | Err(FilterError::Kernel(_, libc::ENOENT)) => {}
             Err(e) => return Err(e),
         }
-        self.create(self.flags())
+        self.create()
     }
 
     /// Conntrack answers this (SO_ORIGINAL_DST, in `intercept`).
@@ -198,7 +252,7 @@ impl Nft {
 
     /// True when the kernel drops the table by itself with the process.
     pub fn owned(&self) -> bool {
-        self.owner
+        self.can.owner
     }
 
     pub fn table(&self) -> &'static str {
@@ -252,7 +306,8 @@ impl Nft {
         self.batch("delete table", |m, seq, t| objects::del_table(m, seq(), t))
     }
 
-    fn create(&mut self, flags: u32) -> Result<(), FilterError> {
+    fn create(&mut self) -> Result<(), FilterError> {
+        let flags = self.flags();
         let cfg = &self.cfg;
         let fam = self.fam;
         let nm = names(fam);
@@ -261,10 +316,25 @@ impl Nft {
             log: cfg.verbose > 0,
         };
         let port20 = cfg.port20;
-        let intercept = cfg.intercept.clone();
         let listen_port = cfg.listen_port;
+        let one_shot = self.can.one_shot;
+        // In reverse mode the server is fixed, so a redirect of traffic
+        // to the router itself (its published address) is the point.
+        let not_local = cfg.reverse_addr.is_none();
         let fwd = cfg.tag.filter(|_| cfg.queue.is_some() || cfg.verbose > 1);
         let (queue, log_all) = (cfg.queue, cfg.verbose > 1);
+        let (intercept, outs) = (cfg.intercept.clone(), cfg.egress.clone());
+        let rule = |chain, set, set_id, kind, value, key, marks| NatRule {
+            chain,
+            fam,
+            set,
+            set_id,
+            kind,
+            value,
+            key,
+            one_shot,
+            marks,
+        };
         self.batch("create table", |m, seq, t| {
             objects::table(m, seq(), t, flags);
             objects::map(m, seq(), t, nm.dnat, ID_DNAT, fam, Value::AddrPort);
@@ -272,216 +342,134 @@ impl Nft {
             if port20 {
                 objects::map(m, seq(), t, nm.snatp, ID_SNATP, fam, Value::AddrPort);
             }
-            objects::base_chain(
-                m,
-                seq(),
-                t,
-                PRE,
-                "nat",
-                objects::HOOK_PREROUTING,
-                objects::PRIO_DSTNAT,
-            );
-            objects::base_chain(
-                m,
-                seq(),
-                t,
-                POST,
-                "nat",
-                objects::HOOK_POSTROUTING,
-                objects::PRIO_SRCNAT,
-            );
+            let (hook, prio) = (objects::HOOK_PREROUTING, objects::PRIO_DSTNAT);
+            objects::base_chain(m, seq(), t, PRE, "nat", hook, prio);
+            let (hook, prio) = (objects::HOOK_POSTROUTING, objects::PRIO_SRCNAT);
+            objects::base_chain(m, seq(), t, POST, "nat", hook, prio);
             for ifc in &intercept {
-                objects::intercept_rule(m, seq(), t, PRE, ifc, fam, listen_port);
+                let mut i = Intercept {
+                    iface: ifc,
+                    not_local,
+                    out: None,
+                };
+                if outs.is_empty() {
+                    objects::intercept_rule(m, seq(), t, PRE, &i, fam, listen_port);
+                }
+                for o in &outs {
+                    i.out = Some(o);
+                    objects::intercept_rule(m, seq(), t, PRE, &i, fam, listen_port);
+                }
             }
-            let dnat = expr::NAT_DNAT;
-            let snat = expr::NAT_SNAT;
-            objects::nat_rule(
-                m,
-                seq(),
-                t,
-                PRE,
-                fam,
-                nm.dnat,
-                ID_DNAT,
-                dnat,
-                Value::AddrPort,
-                marks,
-            );
-            objects::nat_rule(
-                m,
-                seq(),
-                t,
-                POST,
-                fam,
-                nm.snat,
-                ID_SNAT,
-                snat,
-                Value::Addr,
-                Marks::default(),
-            );
+            let (dnat, snat) = (expr::NAT_DNAT, expr::NAT_SNAT);
+            let (packet, ct) = (KeyFrom::Packet, KeyFrom::Conntrack);
+            let none = Marks::default();
+            let r = rule(PRE, nm.dnat, ID_DNAT, dnat, Value::AddrPort, packet, marks);
+            objects::nat_rule(m, seq(), t, &r);
+            let r = rule(POST, nm.snat, ID_SNAT, snat, Value::Addr, ct, none);
+            objects::nat_rule(m, seq(), t, &r);
             if port20 {
-                objects::nat_rule(
-                    m,
-                    seq(),
-                    t,
-                    POST,
-                    fam,
-                    nm.snatp,
-                    ID_SNATP,
-                    snat,
-                    Value::AddrPort,
-                    Marks::default(),
-                );
+                let r = rule(POST, nm.snatp, ID_SNATP, snat, Value::AddrPort, ct, none);
+                objects::nat_rule(m, seq(), t, &r);
             }
             if let Some(tag) = fwd {
-                objects::base_chain(
-                    m,
-                    seq(),
-                    t,
-                    FWD,
-                    "filter",
-                    objects::HOOK_FORWARD,
-                    objects::PRIO_FILTER,
-                );
+                let (hook, prio) = (objects::HOOK_FORWARD, objects::PRIO_FILTER);
+                objects::base_chain(m, seq(), t, FWD, "filter", hook, prio);
                 objects::forward_rule(m, seq(), t, FWD, tag, queue, log_all);
             }
         })
     }
 
-    fn snat_set(&self, d: &DataMap) -> &'static str {
-        let nm = names(self.fam);
-        if d.nat_sport.is_some() {
-            nm.snatp
-        } else {
-            nm.snat
+    /// Installs `new`'s two elements, removing `old`'s in the same batch:
+    /// one netlink round trip per PORT/PASV where the kernel can delete
+    /// quietly (an element its connection used up is gone already).
+    pub fn install(
+        &mut self,
+        old: Option<&DataMap>,
+        new: &DataMap,
+    ) -> Result<Installed, FilterError> {
+        if let Some(o) = old.filter(|_| !self.can.destroy) {
+            self.remove(o)?;
         }
-    }
-
-    /// Installs one data connection's DNAT and SNAT elements, first
-    /// re-creating the table if an admin removed it.
-    pub fn add(&mut self, d: &DataMap) -> Result<(), FilterError> {
-        match self.add_elements(d) {
+        let old = old.filter(|_| self.can.destroy);
+        match self.add(old, new) {
             Err(FilterError::Kernel(_, libc::ENOENT)) if !self.present()? => {
                 self.rebuild()?;
-                self.add_elements(d)
+                self.add(None, new)
             }
             r => r,
         }
     }
 
-    fn add_elements(&mut self, d: &DataMap) -> Result<(), FilterError> {
+    fn add(&mut self, old: Option<&DataMap>, d: &DataMap) -> Result<Installed, FilterError> {
         let dnat = names(self.fam).dnat;
-        let snat = self.snat_set(d);
-        let dk = objects::key(&d.src, &d.dst, d.dport);
-        let dv = objects::value(&d.to, Some(d.to_port));
-        let sk = objects::key(&d.src, &d.to, d.to_port);
-        let sv = objects::value(&d.nat_src, d.nat_sport);
-        let id = SnatId::new(d.nat_sport.is_some(), sk.bytes());
-        let t = Some(ELEMENT_TIMEOUT_MS);
-        let shared = self.snat_users.get(&id).is_some_and(|&n| n > 0);
-        let mut r = Err(FilterError::Kernel("add mapping", libc::ENOENT));
-        if shared {
-            // Replace the shared element in the same batch: a fresh timeout.
-            r = self.batch("add mapping", |m, seq, tb| {
-                objects::element(m, seq(), tb, dnat, dk.bytes(), Some(dv.bytes()), t);
-                objects::element(m, seq(), tb, snat, sk.bytes(), None, None);
-                objects::element(m, seq(), tb, snat, sk.bytes(), Some(sv.bytes()), t);
-            });
-        }
-        // Not shared, or the shared element already expired.
-        if matches!(r, Err(FilterError::Kernel(_, libc::ENOENT))) {
-            r = self.batch("add mapping", |m, seq, tb| {
-                objects::element(m, seq(), tb, dnat, dk.bytes(), Some(dv.bytes()), t);
-                objects::element(m, seq(), tb, snat, sk.bytes(), Some(sv.bytes()), t);
-            });
-        }
-        r?;
-        match self.snat_users.get_mut(&id) {
-            Some(n) => *n += 1,
-            None => {
-                // Cannot be full: each session holds one mapping at most.
-                let _ = self.snat_users.insert(id, 1);
+        let e = self.elements(d);
+        let gone = old.map(|o| self.elements(o));
+        let t = self.timeout();
+        let r = self.batch("add mapping", |m, seq, tb| {
+            if let Some(g) = &gone {
+                let k = g.key.bytes();
+                objects::del_element(m, seq(), tb, dnat, k, Del::Destroy);
+                objects::del_element(m, seq(), tb, g.snat_map, k, Del::Destroy);
             }
-        }
-        Ok(())
-    }
-
-    /// Removes `old`'s elements and adds `new`'s in one batch: one netlink
-    /// round trip per PORT/PASV. When the SNAT elements are shared, or the
-    /// batch fails on an expired element, it is remove then add.
-    pub fn replace(&mut self, old: &DataMap, new: &DataMap) -> Result<(), FilterError> {
-        let dnat = names(self.fam).dnat;
-        let (osnat, nsnat) = (self.snat_set(old), self.snat_set(new));
-        let odk = objects::key(&old.src, &old.dst, old.dport);
-        let osk = objects::key(&old.src, &old.to, old.to_port);
-        let ndk = objects::key(&new.src, &new.dst, new.dport);
-        let ndv = objects::value(&new.to, Some(new.to_port));
-        let nsk = objects::key(&new.src, &new.to, new.to_port);
-        let nsv = objects::value(&new.nat_src, new.nat_sport);
-        let oid = SnatId::new(old.nat_sport.is_some(), osk.bytes());
-        let nid = SnatId::new(new.nat_sport.is_some(), nsk.bytes());
-        let simple = oid != nid
-            && self.snat_users.get(&oid) == Some(&1)
-            && !self.snat_users.contains_key(&nid);
-        if !simple {
-            self.remove(old)?;
-            return self.add(new);
-        }
-        let t = Some(ELEMENT_TIMEOUT_MS);
-        let r = self.batch("replace mapping", |m, seq, tb| {
-            objects::element(m, seq(), tb, dnat, odk.bytes(), None, None);
-            objects::element(m, seq(), tb, osnat, osk.bytes(), None, None);
-            objects::element(m, seq(), tb, dnat, ndk.bytes(), Some(ndv.bytes()), t);
-            objects::element(m, seq(), tb, nsnat, nsk.bytes(), Some(nsv.bytes()), t);
+            let k = e.key.bytes();
+            objects::add_element(m, seq(), tb, dnat, k, e.dnat_value.bytes(), t);
+            objects::add_element(m, seq(), tb, e.snat_map, k, e.snat_value.bytes(), t);
         });
         match r {
-            Ok(()) => {
-                self.snat_users.remove(&oid);
-                // Cannot be full: each session holds one mapping at most.
-                let _ = self.snat_users.insert(nid, 1);
-                Ok(())
-            }
-            // An old element expired, or the table is gone.
-            Err(FilterError::Kernel(_, libc::ENOENT)) => {
-                self.remove(old)?;
-                self.add(new)
-            }
-            // The batch was rolled back: `old` is still in place.
+            Ok(()) => Ok(Installed::Done),
+            // The random proxy port is taken for this pair of hosts.
+            Err(FilterError::Kernel(_, libc::EEXIST)) => Ok(Installed::PortInUse),
             Err(e) => Err(e),
         }
     }
 
-    /// Removes one data connection's elements (its SNAT element only when
-    /// no other pending mapping shares it); those already expired are not
-    /// an error.
+    /// Whether pending mappings must be refreshed to outlive the element
+    /// timeout: only where the kernel uses elements up but would not drop
+    /// the table with a crashed process.
+    pub fn expires(&self) -> bool {
+        self.timeout().is_some() && self.can.one_shot
+    }
+
+    /// Gives a pending mapping a fresh timeout. False when its elements
+    /// are gone: its connection used them up (or they expired).
+    pub fn refresh(&mut self, d: &DataMap) -> Result<bool, FilterError> {
+        let dnat = names(self.fam).dnat;
+        let e = self.elements(d);
+        let t = self.timeout();
+        let r = self.batch("refresh mapping", |m, seq, tb| {
+            let k = e.key.bytes();
+            objects::del_element(m, seq(), tb, dnat, k, Del::Delete);
+            objects::del_element(m, seq(), tb, e.snat_map, k, Del::Delete);
+            objects::add_element(m, seq(), tb, dnat, k, e.dnat_value.bytes(), t);
+            objects::add_element(m, seq(), tb, e.snat_map, k, e.snat_value.bytes(), t);
+        });
+        match r {
+            Ok(()) => Ok(true),
+            // Rolled back: whatever was left of it stays until it expires.
+            Err(FilterError::Kernel(_, libc::ENOENT)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes one data connection's elements; those already used up or
+    /// expired are not an error.
     pub fn remove(&mut self, d: &DataMap) -> Result<(), FilterError> {
         let dnat = names(self.fam).dnat;
-        let snat = self.snat_set(d);
-        let dk = objects::key(&d.src, &d.dst, d.dport);
-        let sk = objects::key(&d.src, &d.to, d.to_port);
-        let id = SnatId::new(d.nat_sport.is_some(), sk.bytes());
-        let keep_snat = match self.snat_users.get_mut(&id) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                true
-            }
-            _ => {
-                self.snat_users.remove(&id);
-                false
-            }
+        let e = self.elements(d);
+        let how = match self.can.destroy {
+            true => Del::Destroy,
+            false => Del::Delete,
         };
         let both = self.batch("remove mapping", |m, seq, tb| {
-            objects::element(m, seq(), tb, dnat, dk.bytes(), None, None);
-            if !keep_snat {
-                objects::element(m, seq(), tb, snat, sk.bytes(), None, None);
-            }
+            objects::del_element(m, seq(), tb, dnat, e.key.bytes(), how);
+            objects::del_element(m, seq(), tb, e.snat_map, e.key.bytes(), how);
         });
         match both {
-            // One expired: the batch was rolled back, so delete one by one.
-            Err(FilterError::Kernel(_, libc::ENOENT)) if !keep_snat => {
-                for (set, k) in [(dnat, dk.bytes()), (snat, sk.bytes())] {
+            // One was gone: the batch was rolled back, so one by one.
+            Err(FilterError::Kernel(_, libc::ENOENT)) => {
+                for set in [dnat, e.snat_map] {
                     match self.batch("remove mapping", |m, seq, tb| {
-                        objects::element(m, seq(), tb, set, k, None, None)
+                        objects::del_element(m, seq(), tb, set, e.key.bytes(), Del::Delete)
                     }) {
                         Ok(()) | Err(FilterError::Kernel(_, libc::ENOENT)) => {}
                         Err(e) => return Err(e),
@@ -489,7 +477,6 @@ impl Nft {
                 }
                 Ok(())
             }
-            Err(FilterError::Kernel(_, libc::ENOENT)) => Ok(()),
             r => r,
         }
     }

@@ -16,6 +16,8 @@ const MSG_NEWRULE: u16 = 6;
 const MSG_NEWSET: u16 = 9;
 pub const MSG_NEWSETELEM: u16 = 12;
 pub const MSG_DELSETELEM: u16 = 14;
+/// Deletes without ENOENT for a missing element (Linux 6.3+).
+pub const MSG_DESTROYSETELEM: u16 = 30;
 
 const NFT_SET_MAP: u32 = 0x8;
 const NFT_SET_TIMEOUT: u32 = 0x10;
@@ -74,11 +76,19 @@ impl Family {
             Family::V6 => (REG_1, REG_2, REG_3),
         }
     }
-    /// Register where a looked-up `addr . port` value's port lands.
-    fn port_reg(self) -> u32 {
+    /// Registers where a looked-up value's address and port land: past
+    /// the key, which the one-shot delete still needs.
+    fn value_regs(self) -> (u32, u32) {
         match self {
-            Family::V4 => REG32_01,
-            Family::V6 => REG_2,
+            Family::V4 => (REG_2, REG32_05),
+            Family::V6 => (REG32_09, REG32_13),
+        }
+    }
+    /// Conntrack keys of the original direction's addresses.
+    fn ct_addr_keys(self) -> (u32, u32) {
+        match self {
+            Family::V4 => (CT_SRC_IP, CT_DST_IP),
+            Family::V6 => (CT_SRC_IP6, CT_DST_IP6),
         }
     }
     /// Offsets of the source and destination address in the IP header.
@@ -128,6 +138,11 @@ impl Packed {
     pub fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+}
+
+/// Bytes of a key in `fam`: two addresses and a port, each padded to 4.
+pub fn key_len(fam: Family) -> usize {
+    2 * fam.addr_len() + 4
 }
 
 /// Key of every map: the first packet's `saddr . daddr . dport`.
@@ -233,34 +248,81 @@ fn match_tcp(m: &mut MsgBuf, fam: Family) {
     cmp_eq(m, REG_1, &[IPPROTO_TCP]);
 }
 
-/// Loads `saddr . daddr . tcp dport` and looks it up in `set`.
-fn lookup_key(m: &mut MsgBuf, fam: Family, set: &str, set_id: u32) {
-    let (rs, rd, rp) = fam.key_regs();
-    let (os, od) = fam.addr_offsets();
-    let a = fam.addr_len() as u32;
-    match_tcp(m, fam);
-    payload(m, BASE_NETWORK, os, a, rs);
-    payload(m, BASE_NETWORK, od, a, rd);
-    payload(m, BASE_TRANSPORT, 2, 2, rp);
-    lookup(m, set, set_id, REG_1, REG_1);
+/// Where a map's key comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFrom {
+    /// The packet: `saddr . daddr . tcp dport` (before DNAT).
+    Packet,
+    /// The connection's original direction, `ct original saddr . daddr .
+    /// proto-dst`: after DNAT still the tuple the mapping was made for,
+    /// so DNAT and SNAT share one key.
+    Conntrack,
 }
 
-/// `iifname IFACE meta nfproto F tcp dport 21 redirect to :PORT`
+/// Loads the key of a data connection's first packet into the key
+/// registers.
+pub fn load_key(m: &mut MsgBuf, fam: Family, from: KeyFrom) {
+    let (rs, rd, rp) = fam.key_regs();
+    match_tcp(m, fam);
+    match from {
+        KeyFrom::Packet => {
+            let (os, od) = fam.addr_offsets();
+            let a = fam.addr_len() as u32;
+            payload(m, BASE_NETWORK, os, a, rs);
+            payload(m, BASE_NETWORK, od, a, rd);
+            payload(m, BASE_TRANSPORT, 2, 2, rp);
+        }
+        KeyFrom::Conntrack => {
+            let (ks, kd) = fam.ct_addr_keys();
+            ct_load_original(m, ks, rs);
+            ct_load_original(m, kd, rd);
+            ct_load_original(m, CT_PROTO_DST, rp);
+        }
+    }
+}
+
+/// An interface name as the kernel compares it: NUL-padded to IFNAMSIZ.
+/// Longer names are refused by the options.
+fn ifname(iface: &str) -> [u8; 16] {
+    let mut name = [0u8; 16];
+    let n = iface.len().min(15);
+    name[..n].copy_from_slice(&iface.as_bytes()[..n]);
+    name
+}
+
+/// What the interception rule takes.
+#[derive(Clone, Copy, Debug)]
+pub struct Intercept<'a> {
+    pub iface: &'a str,
+    /// Leave traffic to the router's own addresses alone (transparent
+    /// mode: the proxy must never be a way into the router).
+    pub not_local: bool,
+    /// Only traffic that would be routed out of this interface.
+    pub out: Option<&'a str>,
+}
+
+/// `iifname IFACE [fib daddr type != local] [fib daddr oifname OUT]
+/// meta nfproto F tcp dport 21 redirect to :PORT`
 pub fn intercept_rule(
     m: &mut MsgBuf,
     seq: u32,
     table: &str,
     chain: &str,
-    iface: &str,
+    i: &Intercept,
     fam: Family,
     port: u16,
 ) {
-    let mut name = [0u8; 16];
-    let n = iface.len().min(15);
-    name[..n].copy_from_slice(&iface.as_bytes()[..n]);
     rule_begin(m, seq, table, chain);
     meta_load(m, META_IIFNAME, REG_1);
-    cmp_eq(m, REG_1, &name);
+    cmp_eq(m, REG_1, &ifname(i.iface));
+    if i.not_local {
+        fib_daddr(m, FIB_RESULT_ADDRTYPE, REG_1);
+        cmp_neq(m, REG_1, &RTN_LOCAL.to_ne_bytes());
+    }
+    if let Some(out) = i.out {
+        fib_daddr(m, FIB_RESULT_OIFNAME, REG_1);
+        cmp_eq(m, REG_1, &ifname(out));
+    }
     match_tcp(m, fam);
     payload(m, BASE_TRANSPORT, 2, 2, REG_1);
     cmp_eq(m, REG_1, &21u16.to_be_bytes());
@@ -276,33 +338,49 @@ pub struct Marks {
     pub log: bool,
 }
 
-/// `saddr . daddr . tcp dport` looked up in `set`, then (optionally) ct mark
-/// and log, then dnat/snat to the value. The lookup comes first, so the
-/// statements apply only to the proxy's own data connections.
-#[allow(clippy::too_many_arguments)]
-pub fn nat_rule(
-    m: &mut MsgBuf,
-    seq: u32,
-    table: &str,
-    chain: &str,
-    fam: Family,
-    set: &str,
-    set_id: u32,
-    kind: u32,
-    v: Value,
-    marks: Marks,
-) {
-    rule_begin(m, seq, table, chain);
-    lookup_key(m, fam, set, set_id);
-    if let Some(mark) = marks.ct_mark {
-        immediate(m, REG32_12, &mark.to_ne_bytes());
-        ct_set(m, CT_MARK, REG32_12);
+/// One NAT rule over a map of data connections.
+#[derive(Clone, Copy, Debug)]
+pub struct NatRule<'a> {
+    pub chain: &'a str,
+    pub fam: Family,
+    pub set: &'a str,
+    pub set_id: u32,
+    /// `NAT_DNAT` or `NAT_SNAT`.
+    pub kind: u32,
+    pub value: Value,
+    pub key: KeyFrom,
+    /// Delete the element as its first packet uses it: one connection
+    /// per mapping.
+    pub one_shot: bool,
+    pub marks: Marks,
+}
+
+/// The key looked up in the map, then (optionally) the element deleted,
+/// ct mark and log, then dnat/snat to the value. The lookup comes first,
+/// so the statements apply only to the proxy's own data connections; a
+/// nat chain sees only a connection's first packet, so the delete uses
+/// the mapping up exactly once.
+pub fn nat_rule(m: &mut MsgBuf, seq: u32, table: &str, r: &NatRule) {
+    let (addr, port) = r.fam.value_regs();
+    let (_, key_daddr, _) = r.fam.key_regs();
+    rule_begin(m, seq, table, r.chain);
+    load_key(m, r.fam, r.key);
+    lookup(m, r.set, r.set_id, REG_1, addr);
+    if r.one_shot {
+        // A map's dynset takes data registers too, which a delete does
+        // not read: the key's `daddr [. dport]` has the value's shape, so
+        // nft(8) can still list the rule.
+        dynset_delete(m, r.set, r.set_id, REG_1, key_daddr);
     }
-    if marks.log {
+    if let Some(mark) = r.marks.ct_mark {
+        immediate(m, REG32_14, &mark.to_ne_bytes());
+        ct_set(m, CT_MARK, REG32_14);
+    }
+    if r.marks.log {
         expr::log(m, "ftp-proxy data: ");
     }
-    let proto = (v == Value::AddrPort).then(|| fam.port_reg());
-    nat(m, kind, fam.nfproto(), REG_1, proto);
+    let proto = (r.value == Value::AddrPort).then_some(port);
+    nat(m, r.kind, r.fam.nfproto(), addr, proto);
     rule_end(m);
 }
 
@@ -330,20 +408,58 @@ pub fn forward_rule(
     rule_end(m);
 }
 
-/// One element: add (with timeout, exclusive) or delete.
-pub fn element(
+/// How an element goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Del {
+    /// ENOENT if it is not there (used up, expired).
+    Delete,
+    /// Quietly, present or not (Linux 6.3+).
+    Destroy,
+}
+
+/// Adds one element, exclusively (EEXIST if the key is taken), with an
+/// optional timeout.
+pub fn add_element(
     m: &mut MsgBuf,
     seq: u32,
     table: &str,
     set: &str,
     key: &[u8],
+    data: &[u8],
+    timeout_ms: Option<u64>,
+) {
+    let flags = NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+    element(
+        m,
+        MSG_NEWSETELEM,
+        flags,
+        seq,
+        (table, set),
+        key,
+        Some(data),
+        timeout_ms,
+    );
+}
+
+pub fn del_element(m: &mut MsgBuf, seq: u32, table: &str, set: &str, key: &[u8], how: Del) {
+    let msg = match how {
+        Del::Delete => MSG_DELSETELEM,
+        Del::Destroy => MSG_DESTROYSETELEM,
+    };
+    element(m, msg, NLM_F_ACK, seq, (table, set), key, None, None);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn element(
+    m: &mut MsgBuf,
+    msg: u16,
+    flags: u16,
+    seq: u32,
+    (table, set): (&str, &str),
+    key: &[u8],
     data: Option<&[u8]>,
     timeout_ms: Option<u64>,
 ) {
-    let (msg, flags) = match data {
-        Some(_) => (MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK),
-        None => (MSG_DELSETELEM, NLM_F_ACK),
-    };
     m.nft_msg(msg, flags, seq, NFPROTO_INET);
     m.attr_str(1, table); // NFTA_SET_ELEM_LIST_TABLE
     m.attr_str(2, set); // NFTA_SET_ELEM_LIST_SET

@@ -4,7 +4,7 @@ use super::msg::{NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-const NETLINK_NETFILTER: libc::c_int = 12;
+pub const NETLINK_NETFILTER: libc::c_int = 12;
 const NETLINK_CAP_ACK: libc::c_int = 10;
 const SOL_NETLINK: libc::c_int = 270;
 /// A kernel answer slower than this means something is badly wrong.
@@ -25,13 +25,14 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl NlSocket {
-    pub fn open() -> io::Result<NlSocket> {
+    /// A socket of netlink `protocol` (NETLINK_NETFILTER, NETLINK_ROUTE).
+    pub fn open(protocol: libc::c_int) -> io::Result<NlSocket> {
         // SAFETY: plain socket(2); the descriptor is owned right away.
         let fd = cvt(unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
+                protocol,
             )
         })?;
         // SAFETY: fd is a fresh descriptor that nothing else owns.
@@ -84,70 +85,24 @@ impl NlSocket {
         first: u32,
         last: u32,
     ) -> io::Result<Result<(), (u32, i32)>> {
-        // SAFETY: batch is a valid buffer; the kernel is the destination.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: pointers and lengths describe valid memory.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                batch.as_ptr().cast(),
-                batch.len(),
-                0,
-                (&sa as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        self.send(batch)?;
         let mut first_err: Option<(u32, i32)> = None;
         loop {
             // After an error the kernel may not answer the rest: don't wait.
-            let timeout = if first_err.is_some() {
-                0
-            } else {
-                REPLY_TIMEOUT_MS
+            let timeout = match first_err {
+                Some(_) => 0,
+                None => REPLY_TIMEOUT_MS,
             };
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, timeout) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            let n = match self.recv(timeout) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return first_err.map(Err).ok_or(e);
                 }
-                return Err(e);
-            }
-            if r == 0 {
-                return match first_err {
-                    Some(e) => Ok(Err(e)),
-                    None => Err(io::ErrorKind::TimedOut.into()),
-                };
-            }
-            // SAFETY: rx is a writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.rx.as_mut_ptr().cast(),
-                    self.rx.len(),
-                    0,
-                )
+                Err(e) => return Err(e),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
             let mut done = false;
-            for (seq, kind, errno) in Acks::new(&self.rx[..n as usize]) {
-                if seq < first || seq > last {
+            for (seq, kind, errno) in Acks::new(&self.rx[..n]) {
+                if !in_batch(seq, first, last) {
                     continue; // a stale answer to an earlier batch
                 }
                 if kind == NLMSG_ERROR && errno != 0 && first_err.is_none() {
@@ -163,6 +118,83 @@ impl NlSocket {
             }
         }
     }
+}
+
+impl NlSocket {
+    /// Sends one request and returns the datagram that answers it (a
+    /// reply message or an NLMSG_ERROR), skipping stale ones.
+    pub fn request(&mut self, msg: &[u8], seq: u32) -> io::Result<&[u8]> {
+        self.send(msg)?;
+        loop {
+            let n = self.recv(REPLY_TIMEOUT_MS)?;
+            if Acks::new(&self.rx[..n]).any(|(s, _, _)| s == seq) {
+                return Ok(&self.rx[..n]);
+            }
+        }
+    }
+
+    fn send(&self, msg: &[u8]) -> io::Result<()> {
+        // SAFETY: zeroed sockaddr_nl is valid; the kernel is the destination.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: pointers and lengths describe valid memory.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                0,
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// One datagram into `rx`, waiting at most `timeout_ms`.
+    fn recv(&mut self, timeout_ms: libc::c_int) -> io::Result<usize> {
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            if r == 0 {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            // SAFETY: rx is a writable buffer of its length.
+            let n = match r {
+                1.. => unsafe {
+                    libc::recv(
+                        self.fd.as_raw_fd(),
+                        self.rx.as_mut_ptr().cast(),
+                        self.rx.len(),
+                        0,
+                    )
+                },
+                _ => -1,
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            return Ok(n as usize);
+        }
+    }
+}
+
+/// Whether `seq` lies in `first..=last`, counting on across the wrap of
+/// the 32-bit sequence number.
+fn in_batch(seq: u32, first: u32, last: u32) -> bool {
+    seq.wrapping_sub(first) <= last.wrapping_sub(first)
 }
 
 /// Iterates the (seq, type, errno) of the messages in one datagram.
@@ -219,6 +251,18 @@ mod tests {
         v.extend_from_slice(&err.to_ne_bytes());
         v.extend_from_slice(&[0u8; 16]);
         v
+    }
+
+    #[test]
+    fn batches_count_on_across_the_sequence_wrap() {
+        assert!(in_batch(5, 5, 7) && in_batch(7, 5, 7));
+        assert!(!in_batch(4, 5, 7) && !in_batch(8, 5, 7));
+        let first = u32::MAX - 1;
+        let last = first.wrapping_add(3);
+        for seq in [u32::MAX - 1, u32::MAX, 0, 1] {
+            assert!(in_batch(seq, first, last), "{seq}");
+        }
+        assert!(!in_batch(2, first, last) && !in_batch(u32::MAX - 2, first, last));
     }
 
     #[test]

@@ -44,7 +44,6 @@ pub fn open(cfg: &Config) -> Result<OwnedFd, FilterError> {
 /// The device and what every rule takes from the command line.
 pub struct Common {
     pub dev: OwnedFd,
-    pub pid: u32,
     log: u8,
     tag: Option<String>,
     queue: Option<String>,
@@ -69,7 +68,6 @@ impl Common {
         }
         Ok(Common {
             dev,
-            pid: std::process::id(),
             // `-v`/`-vv` as PF_LOG, PF_LOG_ALL.
             log: match cfg.verbose {
                 0 => 0,
@@ -90,6 +88,22 @@ impl Common {
     }
 }
 
+/// The pid in anchor names: the running daemon's, asked each time, so a
+/// device opened before the fork names the right anchors (as OpenBSD's
+/// ftp-proxy does after daemon(3)).
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+/// DIOCXCOMMIT, tried once more on EBUSY (another transaction, such as
+/// a pfctl run, was committed in between), as OpenBSD's filter.c does.
+pub fn commit<T>(fd: &OwnedFd, req: u64, t: &mut T) -> Result<(), FilterError> {
+    match ioctl(fd, req, t, "DIOCXCOMMIT") {
+        Err(FilterError::Kernel(_, libc::EBUSY)) => ioctl(fd, req, t, "DIOCXCOMMIT"),
+        r => r,
+    }
+}
+
 /// The parts of the `Backend` interface both BSDs implement alike, for a
 /// `Pf` with a `transaction(session, count)`.
 macro_rules! anchor_backend {
@@ -99,9 +113,23 @@ macro_rules! anchor_backend {
             self.transaction(d.session, 0)
         }
 
-        /// A transaction replaces the anchor's rules anyway.
-        pub fn replace(&mut self, _old: &DataMap, new: &DataMap) -> Result<(), FilterError> {
-            self.add(new)
+        /// A transaction replaces the anchor's rules anyway; every session
+        /// has an anchor of its own, so a port is never in use there.
+        pub fn install(
+            &mut self,
+            _old: Option<&DataMap>,
+            new: &DataMap,
+        ) -> Result<crate::filter::Installed, FilterError> {
+            self.add(new).map(|()| crate::filter::Installed::Done)
+        }
+
+        /// pf rules do not expire: `max-states 1` uses them up.
+        pub fn expires(&self) -> bool {
+            false
+        }
+
+        pub fn refresh(&mut self, _d: &DataMap) -> Result<bool, FilterError> {
+            Ok(true)
         }
 
         /// Anchors belong to the admin's ruleset: nothing to re-create.

@@ -72,7 +72,7 @@ impl Pf {
         let mut e = [PfiocTransE::default(); 3];
         for (t, &rs) in e.iter_mut().zip(&RULESETS) {
             t.kind = rs;
-            anchor_name(&mut t.anchor, self.c.pid, session);
+            anchor_name(&mut t.anchor, super::dev::pid(), session);
         }
         let mut t = PfiocTrans {
             size: e.len() as i32,
@@ -88,7 +88,7 @@ impl Pf {
             }
         }
         if r.is_ok() {
-            r = ioctl(&self.c.dev, DIOCXCOMMIT, &mut t, "DIOCXCOMMIT");
+            r = super::dev::commit(&self.c.dev, DIOCXCOMMIT, &mut t);
         }
         if r.is_err() {
             let _ = ioctl(&self.c.dev, DIOCXROLLBACK, &mut t, "DIOCXROLLBACK");

@@ -39,7 +39,7 @@ impl Pf {
             kind: PF_TRANS_RULESET,
             ..PfiocTransE::default()
         };
-        anchor_name(&mut e.anchor, self.c.pid, session);
+        anchor_name(&mut e.anchor, super::dev::pid(), session);
         let mut t = PfiocTrans {
             size: 1,
             esize: size_of::<PfiocTransE>() as i32,
@@ -59,7 +59,7 @@ impl Pf {
                 return Err(err);
             }
         }
-        if let Err(err) = ioctl(&self.c.dev, DIOCXCOMMIT, &mut t, "DIOCXCOMMIT") {
+        if let Err(err) = super::dev::commit(&self.c.dev, DIOCXCOMMIT, &mut t) {
             let _ = ioctl(&self.c.dev, DIOCXROLLBACK, &mut t, "DIOCXROLLBACK");
             return Err(err);
         }
