@@ -4,7 +4,7 @@
 use mio::net::TcpStream;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A `sockaddr_storage` holding `a`, and its length.
 pub fn sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -36,12 +36,11 @@ pub fn sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (ss, len as libc::socklen_t)
 }
 
-/// Starts a non-blocking TCP connect to `dst`, from `src` if given.
-pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStream> {
-    let domain = if dst.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
+/// A non-blocking, close-on-exec TCP socket of `addr`'s family.
+fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
     };
     // SAFETY: plain socket(2).
     let fd = unsafe {
@@ -54,8 +53,14 @@ pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStrea
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fd is fresh and owned by nothing else; the stream closes it.
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    // SAFETY: fd is fresh and owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Starts a non-blocking TCP connect to `dst`, from `src` if given.
+pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStream> {
+    let stream = std::net::TcpStream::from(tcp_socket(&dst)?);
+    let fd = stream.as_raw_fd();
     if let Some(src) = src {
         let (ss, len) = sockaddr(&SocketAddr::new(src, 0));
         // SAFETY: ss holds a valid sockaddr of len bytes.
@@ -78,23 +83,8 @@ pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStrea
 /// `-6 -b ::` does not also take IPv4 connections (as a dual-stack
 /// socket would, with v4-mapped addresses the proxy cannot map).
 pub fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
-    let domain = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    // SAFETY: plain socket(2).
-    let fd = unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is fresh and owned by nothing else; the listener closes it.
-    let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    let l = std::net::TcpListener::from(tcp_socket(&addr)?);
+    let fd = l.as_raw_fd();
     set_int_opt(&l, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     if addr.is_ipv6() {
         set_int_opt(&l, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
