@@ -84,6 +84,27 @@ struct Elements {
     snat_map: &'static str,
 }
 
+/// A mapping's key as a value to remember.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct HeldKey {
+    len: u8,
+    bytes: [u8; 36],
+}
+
+impl HeldKey {
+    fn of(k: &Packed) -> HeldKey {
+        let mut bytes = [0u8; 36];
+        bytes[..k.bytes().len()].copy_from_slice(k.bytes());
+        HeldKey {
+            len: k.bytes().len() as u8,
+            bytes,
+        }
+    }
+}
+
+/// Room for one mapping per session at the session maximum (500).
+const HELD_CAP: usize = 512;
+
 pub struct Nft {
     sock: NlSocket,
     msg: Box<MsgBuf>,
@@ -93,6 +114,13 @@ pub struct Nft {
     can: Abilities,
     /// What the table is built from, to build it again.
     cfg: Config,
+    /// Keys of the mappings sessions hold, used up in the kernel or not.
+    /// The kernel deletes an element when its connection opens, but the
+    /// session learns that only at its next PORT/PASV, when it deletes
+    /// that key: another session must not have been given the key in
+    /// between (in active mode the key has no client in it), or that
+    /// delete would take its pending element.
+    held: Box<heapless::FnvIndexSet<HeldKey, HELD_CAP>>,
 }
 
 /// Set (to anything) to create the table without the owner flag, as on
@@ -127,6 +155,7 @@ impl Nft {
                 destroy: false,
             },
             cfg: cfg.clone(),
+            held: Box::default(),
         };
         match n.delete_table() {
             Ok(()) => log::warn!(target: "notice", "removed stale table inet {}", n.table),
@@ -387,17 +416,30 @@ impl Nft {
         old: Option<&DataMap>,
         new: &DataMap,
     ) -> Result<Installed, FilterError> {
+        let key = HeldKey::of(&self.elements(new).key);
+        let own = old.is_some_and(|o| HeldKey::of(&self.elements(o).key) == key);
+        if self.held.contains(&key) && !own {
+            return Ok(Installed::PortInUse);
+        }
         if let Some(o) = old.filter(|_| !self.can.destroy) {
             self.remove(o)?;
         }
         let old = old.filter(|_| self.can.destroy);
-        match self.add(old, new) {
+        let r = match self.add(old, new) {
             Err(FilterError::Kernel(_, libc::ENOENT)) if !self.present()? => {
                 self.rebuild()?;
                 self.add(None, new)
             }
             r => r,
+        };
+        if let Ok(Installed::Done) = r {
+            if let Some(o) = old {
+                self.held.remove(&HeldKey::of(&self.elements(o).key));
+            }
+            // Cannot be full: each session holds one mapping at most.
+            let _ = self.held.insert(key);
         }
+        r
     }
 
     fn add(&mut self, old: Option<&DataMap>, d: &DataMap) -> Result<Installed, FilterError> {
@@ -445,8 +487,12 @@ impl Nft {
         });
         match r {
             Ok(()) => Ok(true),
-            // Rolled back: whatever was left of it stays until it expires.
-            Err(FilterError::Kernel(_, libc::ENOENT)) => Ok(false),
+            // Rolled back: used up (or expired). The session forgets it,
+            // so its key is free again.
+            Err(FilterError::Kernel(_, libc::ENOENT)) => {
+                self.held.remove(&HeldKey::of(&e.key));
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -456,6 +502,7 @@ impl Nft {
     pub fn remove(&mut self, d: &DataMap) -> Result<(), FilterError> {
         let dnat = names(self.fam).dnat;
         let e = self.elements(d);
+        self.held.remove(&HeldKey::of(&e.key));
         let how = match self.can.destroy {
             true => Del::Destroy,
             false => Del::Delete,
