@@ -98,7 +98,9 @@ impl Proxy {
         let n = cfg.max_sessions as usize;
         Ok(Proxy {
             sessions: Slab::with_capacity(n),
-            ready: Vec::with_capacity(n),
+            // A turn's entries stay until it ends while sessions whose
+            // budget ran out queue again behind them: twice the slots.
+            ready: Vec::with_capacity(2 * n),
             queued: vec![false; n],
             cfg,
             poll,
@@ -174,7 +176,8 @@ impl Proxy {
                 self.mark_ready(i);
             }
         }
-        // Capacity is the slab's, so this never allocates.
+        // At most one entry per slot from this turn and one from the
+        // next: within the capacity reserved at start, so nothing grows.
         self.ready.drain(..n);
     }
 

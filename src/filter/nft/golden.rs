@@ -280,10 +280,32 @@ fn intercept_rules() {
         ..plain
     };
     let got = ours(|m| objects::intercept_rule(m, 1, T, "prerouting", &zoned, Family::V4, 8021));
-    assert_eq!(
-        got,
-        golden(include_str!("../../../tests/golden/redirfib.hex"))
-    );
+    // `fib daddr type` is a host-order u32 in the register: nft on x86
+    // sent RTN_LOCAL (2) little-endian; a big-endian router compares it
+    // in its own order.
+    let mut want = golden(include_str!("../../../tests/golden/redirfib.hex"));
+    let local = expr::RTN_LOCAL;
+    let swapped = replace_leaf(&mut want, &local.to_le_bytes(), &local.to_ne_bytes());
+    assert_eq!(swapped, 1);
+    assert_eq!(got, want);
+}
+
+/// Replaces every leaf value `from` by `to`; how many it replaced.
+fn replace_leaf(msgs: &mut [Msg], from: &[u8], to: &[u8]) -> usize {
+    fn walk(attrs: &mut [Attr], from: &[u8], to: &[u8]) -> usize {
+        attrs
+            .iter_mut()
+            .map(|a| match a {
+                Attr::Leaf(_, v) if v == from => {
+                    *v = to.to_vec();
+                    1
+                }
+                Attr::Leaf(..) => 0,
+                Attr::Nest(_, inner) => walk(inner, from, to),
+            })
+            .sum()
+    }
+    msgs.iter_mut().map(|m| walk(&mut m.attrs, from, to)).sum()
 }
 
 /// An element of dnat4 as the proxy adds it, for client port `port`.
