@@ -6,7 +6,7 @@ use crate::filter::Backend;
 use crate::ftp::command::Af;
 use crate::ftp::policy::Policy;
 use crate::intercept::{self, Destinations};
-use crate::log::Budget;
+use crate::log::{Budget, Suppressed};
 use crate::net;
 use crate::session::{Ctx, End, Phase, Session, Turn};
 use crate::signals;
@@ -258,10 +258,7 @@ impl Proxy {
     ) {
         let second = self.started.elapsed().as_secs();
         if let Some(n) = self.refusals_logged.take(second) {
-            match n {
-                0 => log::warn!("refusing client {peer}: {why}"),
-                n => log::warn!("refusing client {peer}: {why} ({n} similar lines suppressed)"),
-            }
+            log::warn!("refusing client {peer}: {why}{}", Suppressed(n));
         }
         let _ = stream.write(reply);
     }

@@ -123,6 +123,19 @@ impl Budget {
     }
 }
 
+/// " (N similar lines suppressed)" after a line the budget let through,
+/// when it had suppressed N before it; nothing when N is 0.
+pub struct Suppressed(pub u32);
+
+impl core::fmt::Display for Suppressed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, " ({n} similar lines suppressed)"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

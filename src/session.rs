@@ -15,7 +15,7 @@ use crate::ftp::line::{Frame, LineBuf, OutBuf};
 use crate::ftp::policy::{self, Policy, Refusal, Severity, Verdict};
 use crate::ftp::reply::{Kind, ReplyFramer};
 use crate::ftp::{write, MAX_LINE};
-use crate::log::Budget;
+use crate::log::{Budget, Suppressed};
 use crate::{net, ports};
 use mio::net::TcpStream;
 use std::fmt;
@@ -707,16 +707,4 @@ fn emit_refusal<const N: usize>(out: &mut OutBuf<N>, r: Refusal) {
     emit(out, |b| {
         write::format(b, format_args!("{} {}\r\n", r.code, r.text))
     });
-}
-
-/// ", N more suppressed" after a log line that follows suppressed ones.
-struct Suppressed(u32);
-
-impl fmt::Display for Suppressed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            0 => Ok(()),
-            n => write!(f, " ({n} similar lines suppressed)"),
-        }
-    }
 }

@@ -416,25 +416,31 @@ impl Nft {
         old: Option<&DataMap>,
         new: &DataMap,
     ) -> Result<Installed, FilterError> {
-        let key = HeldKey::of(&self.elements(new).key);
-        let own = old.is_some_and(|o| HeldKey::of(&self.elements(o).key) == key);
+        let e = self.elements(new);
+        let gone = old.map(|o| self.elements(o));
+        let key = HeldKey::of(&e.key);
+        let own = gone.as_ref().is_some_and(|g| HeldKey::of(&g.key) == key);
         if self.held.contains(&key) && !own {
             return Ok(Installed::PortInUse);
         }
-        if let Some(o) = old.filter(|_| !self.can.destroy) {
-            self.remove(o)?;
-        }
-        let old = old.filter(|_| self.can.destroy);
-        let r = match self.add(old, new) {
+        // Without quiet deletes the old elements go first, one by one.
+        let gone = match (old, gone) {
+            (Some(o), Some(_)) if !self.can.destroy => {
+                self.remove(o)?;
+                None
+            }
+            (_, g) => g,
+        };
+        let r = match self.add(gone.as_ref(), &e) {
             Err(FilterError::Kernel(_, libc::ENOENT)) if !self.present()? => {
                 self.rebuild()?;
-                self.add(None, new)
+                self.add(None, &e)
             }
             r => r,
         };
         if let Ok(Installed::Done) = r {
-            if let Some(o) = old {
-                self.held.remove(&HeldKey::of(&self.elements(o).key));
+            if let Some(g) = &gone {
+                self.held.remove(&HeldKey::of(&g.key));
             }
             // Cannot be full: each session holds one mapping at most.
             let _ = self.held.insert(key);
@@ -442,13 +448,12 @@ impl Nft {
         r
     }
 
-    fn add(&mut self, old: Option<&DataMap>, d: &DataMap) -> Result<Installed, FilterError> {
+    /// One batch: `gone`'s elements deleted quietly, `e`'s added.
+    fn add(&mut self, gone: Option<&Elements>, e: &Elements) -> Result<Installed, FilterError> {
         let dnat = names(self.fam).dnat;
-        let e = self.elements(d);
-        let gone = old.map(|o| self.elements(o));
         let t = self.timeout();
         let r = self.batch("add mapping", |m, seq, tb| {
-            if let Some(g) = &gone {
+            if let Some(g) = gone {
                 let k = g.key.bytes();
                 objects::del_element(m, seq(), tb, dnat, k, Del::Destroy);
                 objects::del_element(m, seq(), tb, g.snat_map, k, Del::Destroy);
