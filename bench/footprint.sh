@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Size and footprint (issue 5): stripped sizes of the binaries built by
 # openwrt/cross.sh (run it first), and the resident memory of the running
-# daemon with 0, 100 and 500 idle sessions, for the static and the dynamic
-# x86_64 binary. Sessions are real: a client in one namespace, the proxy
+# daemon with 0, 100 and 500 idle sessions, for the static musl x86_64
+# binary (as on a router) and the native dynamic (glibc) release build. Sessions are real: a client in one namespace, the proxy
 # (reverse mode) in another, a server that greets and waits in a third.
 # Root, after lab/setup.sh.
 set -euo pipefail
@@ -47,11 +47,14 @@ sleep 0.5
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 wait_file() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
 
+cargo build -q --release
+cp target/release/ftp-proxy "$out/ftp-proxy-x86_64-dynamic-glibc"
 printf '%-36s %10s\n' binary bytes
 for b in "$out"/ftp-proxy-*; do printf '%-36s %10s\n' "$(basename "$b")" "$(stat -c %s "$b")"; done
 echo
 printf '%-34s %9s %9s %9s\n' "resident memory (VmRSS, KiB)" 0 100 500
-for kind in x86_64-unknown-linux-gnu x86_64-unknown-linux-gnu-static; do
+# The static one last: the -m loop below runs it.
+for kind in x86_64-dynamic-glibc x86_64-unknown-linux-musl; do
     bin="$out/ftp-proxy-$kind"
     [ -x "$bin" ] || { echo "no $bin: run openwrt/cross.sh first" >&2; exit 1; }
     cp "$bin" "$dir/ftp-proxy"

@@ -32,7 +32,7 @@ if $C curl -sS --connect-timeout 3 --max-time 3 -o /dev/null ftp://198.19.2.2/fi
 fi
 
 echo "== starting ftp-proxy on the router: intercepting tcp/21 from the client side"
-ip netns exec "fp-$lab-r" "$bin" -d -D 6 -b 198.18.1.1 -i "fp$lab-rc" 2> "$dir/proxy.log" &
+ip netns exec "fp-$lab-r" "$bin" -d -D 6 -n demo -b 198.18.1.1 -i "fp$lab-rc" 2> "$dir/proxy.log" &
 proxy=$!
 for _ in $(seq 50); do grep -q "listening on" "$dir/proxy.log" && break; sleep 0.1; done
 
@@ -46,8 +46,8 @@ for mode in passive active; do
 done
 
 echo "== the proxy's nftables table on the router (data connections are NATed by the kernel):"
-ip netns exec "fp-$lab-r" nft list table inet ftp-proxy
+ip netns exec "fp-$lab-r" nft list table inet ftp-proxy-demo
 echo "== proxy log:"
 cat "$dir/proxy.log"
 kill "$proxy"; wait "$proxy" || true; proxy=
-echo "== after SIGTERM, tables left on the router: [$(ip netns exec "fp-$lab-r" nft list tables)]"
+echo "== after SIGTERM, tables left on the router (the keeper holds the NAT hooks for transfers in flight until the next start): [$(ip netns exec "fp-$lab-r" nft list tables)]"

@@ -5,7 +5,8 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 
-pkgs=(nftables iproute2 curl lftp python3 proftpd-core coreutils procps util-linux ca-certificates gcc libc6-dev)
+# nodejs: the OpenWrt tests check the LuCI view with `node --check`.
+pkgs=(nftables iproute2 curl lftp python3 proftpd-core coreutils procps util-linux ca-certificates gcc libc6-dev nodejs)
 apt-get update -qq
 if ! command -v cargo >/dev/null; then
     # Debian 12's own cargo (1.63) is too old for mio 1; its cargo-web is not.

@@ -17,6 +17,9 @@ pub const DEFAULT_PER_CLIENT: u32 = 32;
 pub const PF_NAME_SIZE: usize = 64;
 
 pub type Ifaces = heapless::Vec<heapless::String<IFNAMSIZ>, MAX_IFACES>;
+/// Longest instance name: `-n`, or an IPv6 listen address and a port.
+pub const NAME_MAX: usize = 48;
+pub type Instance = heapless::String<NAME_MAX>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -47,6 +50,9 @@ pub struct Config {
     pub user: Option<String>,
     /// `-c`: the directory to chroot to (default /var/empty).
     pub chroot: Option<String>,
+    /// What tells this instance from others on the host (`-n`, else the
+    /// listen address and port): its nftables table is named after it.
+    pub instance: Instance,
 }
 
 impl Default for Config {
@@ -74,6 +80,7 @@ impl Default for Config {
             queue_name: None,
             user: None,
             chroot: None,
+            instance: Instance::new(),
         }
     }
 }
@@ -101,8 +108,8 @@ fn bad<T>(msg: String) -> Result<T, ConfigError> {
 pub const USAGE: &str = "\
 usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
                  [-i interface] [-M maxperclient] [-m maxsessions]
-                 [-o interface] [-P port] [-p port] [-q queue] [-R address]
-                 [-T tag] [-t timeout] [-u user]
+                 [-n name] [-o interface] [-P port] [-p port] [-q queue]
+                 [-R address] [-T tag] [-t timeout] [-u user]
 
   -6              IPv6 mode: only EPSV and EPRT are allowed
   -A              only anonymous logins (USER ftp or anonymous)
@@ -116,6 +123,9 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -M maxperclient sessions one client address may hold, 1..500
                   (default 32, or -m if smaller)
   -m maxsessions  concurrent sessions, 1..500 (default 100)
+  -n name         (Linux) instance name, 1..32 of A-Z a-z 0-9 _ . -; the
+                  nftables table is inet ftp-proxy-NAME (default: the
+                  listen address and port, as 127.0.0.1-8021)
   -o interface    (Linux) proxy only to destinations routed out of this
                   interface (for example the WAN); with -i, intercept only
                   those; up to 8 times
@@ -196,6 +206,18 @@ fn interfaces(opt: &str, names: Vec<String>) -> Result<Ifaces, ConfigError> {
     Ok(out)
 }
 
+/// `-n NAME`, or the listen address and port (`198.18.1.1-8021`,
+/// `2001_db8__1-8021`): characters nft's own parser takes in a name.
+fn instance(given: Option<String>, addr: IpAddr, port: u16) -> Result<Instance, ConfigError> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let name = match given {
+        Some(n) if (1..=32).contains(&n.len()) && n.bytes().all(ok) => n,
+        Some(n) => return bad(format!("-n {n}: 1..32 of A-Z a-z 0-9 _ . -")),
+        None => format!("{addr}-{port}").replace(':', "_"),
+    };
+    Instance::try_from(name.as_str()).or_else(|_| bad(format!("-n {name}: too long")))
+}
+
 /// `MAJOR:MINOR` in hex as tc(8) writes class ids, packed as skb->priority.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn tc_class(s: &str) -> Result<u32, ConfigError> {
@@ -223,7 +245,7 @@ impl Config {
         }
         o.optflagmulti("v", "", "verbose");
         for f in [
-            "a", "b", "c", "D", "M", "m", "P", "p", "q", "R", "T", "t", "u",
+            "a", "b", "c", "D", "M", "m", "n", "P", "p", "q", "R", "T", "t", "u",
         ] {
             o.optopt(f, "", "", "");
         }
@@ -298,6 +320,7 @@ impl Config {
         }
         c.intercept = interfaces("i", m.opt_strs("i"))?;
         c.egress = interfaces("o", m.opt_strs("o"))?;
+        c.instance = instance(m.opt_str("n"), c.listen_addr, c.listen_port)?;
         c.check()?;
         Ok(c)
     }
@@ -390,6 +413,24 @@ mod tests {
         assert_eq!(c.reverse_addr, Some("2001:db8::2".parse().unwrap()));
         assert_eq!(c.reverse_port, 2121);
         assert_eq!(c.listen_port, 21);
+    }
+
+    #[test]
+    fn instance_names() {
+        assert_eq!(p("").unwrap().instance, "127.0.0.1-8021");
+        assert_eq!(p("-6").unwrap().instance, "__1-8021");
+        let v6 = p("-6 -b 2001:db8:1:2:3:4:5:6 -p 65535").unwrap();
+        assert_eq!(v6.instance, "2001_db8_1_2_3_4_5_6-65535");
+        assert_eq!(p("-n guest_v4").unwrap().instance, "guest_v4");
+        assert_eq!(
+            p(&format!("-n {}", "a".repeat(32))).unwrap().instance.len(),
+            32
+        );
+        for bad in ["a b", "fw4;", "x/y", "name:1", &"a".repeat(33)] {
+            let args = vec!["-n".to_string(), bad.to_string()];
+            assert!(Config::parse(args).is_err(), "{bad:?}");
+        }
+        assert!(Config::parse(vec!["-n".to_string(), String::new()]).is_err());
     }
 
     #[test]

@@ -260,7 +260,7 @@ fn tag_marks_data_connections() {
     ]);
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-T", "42", "-v"]);
-    let table = lab.nft(&["list", "table", "inet", "ftp-proxy"]);
+    let table = lab.nft(&["list", "table", "inet", &lab.table]);
     assert!(table.contains("ct mark set 0x0000002a"), "{table}");
     assert!(table.contains("log prefix \"ftp-proxy data: \""), "{table}");
     assert_download(&lab, &[]);
@@ -374,7 +374,7 @@ fn daemon_mode_detaches_and_cleans_up() {
     let o = lab.exec('r', 10, &[PROXY, "-b", ROUTER_C4, "-i", &iface]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(
-        lab.tables().contains("ftp-proxy"),
+        lab.tables().contains("table inet ftp-proxy-"),
         "no table while the daemon runs"
     );
     assert_download(&lab, &[]);
@@ -401,7 +401,7 @@ fn daemon_mode_detaches_and_cleans_up() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(
-        !lab.tables().contains("ftp-proxy"),
+        !lab.tables().contains("table inet ftp-proxy-"),
         "table left: {}",
         lab.tables()
     );

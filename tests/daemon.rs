@@ -100,7 +100,10 @@ fn root_start_drops_to_a_user_in_a_chroot_with_only_net_admin() {
     lab.assert_logged(&["dropped privileges: user nobody (65534), group nogroup (65534), chroot /var/empty, only CAP_NET_ADMIN"]);
     download(&lab, "as-nobody");
     assert_eq!(lab.stop_proxy(), Some(0));
-    assert!(!lab.tables().contains("ftp-proxy"), "table left");
+    assert!(
+        !lab.tables().contains("table inet ftp-proxy-"),
+        "table left"
+    );
     // -u and -c: another user, a directory of the admin's choice.
     let dir = lab.dir.join("jail");
     fs::create_dir(&dir).expect("jail");
@@ -187,17 +190,15 @@ fn start_refusals_say_why() {
         assert!(text.contains(why), "{wrap:?} {args:?}: {text}");
     }
     assert!(
-        !lab.tables().contains("ftp-proxy"),
+        !lab.tables().contains("table inet ftp-proxy-"),
         "a refused start left a table"
     );
     // A second proxy for the same table while the first one runs.
     lab.start_proxy(&[]);
-    let (code, text) = lab.proxy_refuses(&[], &["-p", "8022"]);
+    // (Another port is another instance; the same name is refused.)
+    let (code, text) = lab.proxy_refuses(&[], &["-p", "8022", "-n", "127.0.0.1-8021"]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(
-        text.contains("is owned by another running process"),
-        "{text}"
-    );
+    assert!(text.contains("another running instance"), "{text}");
     assert_eq!(lab.stop_proxy(), Some(0));
     // A low soft limit is raised as far as needed (the hard one only
     // with CAP_SYS_RESOURCE, which this sandbox's root lacks).
@@ -324,7 +325,7 @@ fn pending_pasv(lab: &Lab, host: &'static str, port: u16) -> Peer {
     })
     .join()
     .expect("client");
-    assert_eq!(lab.elements("ftp-proxy", "dnat4"), 1);
+    assert_eq!(lab.elements(&lab.table, "dnat4"), 1);
     c
 }
 
@@ -349,7 +350,11 @@ fn kill_9_leaves_nothing_usable_and_a_restart_is_clean() {
     let _c = pending_pasv(&lab, SERVER4, 21);
     lab.kill_proxy();
     // Owned table: gone with the process.
-    assert!(!lab.tables().contains("ftp-proxy"), "{}", lab.tables());
+    assert!(
+        !lab.tables().contains("table inet ftp-proxy-"),
+        "{}",
+        lab.tables()
+    );
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
     download(&lab, "after-kill");
@@ -361,7 +366,7 @@ fn kill_9_leaves_nothing_usable_and_a_restart_is_clean() {
     lab.start_proxy_as(&[], &env, &["-b", ROUTER_C4, "-i", &iface]);
     let _c2 = pending_pasv(&lab, SERVER4, 21);
     lab.kill_proxy();
-    let map = lab.nft(&["list", "map", "inet", "ftp-proxy", "dnat4"]);
+    let map = lab.nft(&["list", "map", "inet", &lab.table, "dnat4"]);
     let expires: Vec<u64> = map
         .split("expires ")
         .skip(1)
@@ -371,7 +376,7 @@ fn kill_9_leaves_nothing_usable_and_a_restart_is_clean() {
     assert!(expires[0] <= 60, "{map}");
     lab.start_proxy_as(&[], &env, &["-b", ROUTER_C4, "-i", &iface]);
     lab.assert_logged(&["removed stale table inet ftp-proxy"]);
-    assert_eq!(lab.elements("ftp-proxy", "dnat4"), 0);
+    assert_eq!(lab.elements(&lab.table, "dnat4"), 0);
     download(&lab, "after-stale");
 }
 
@@ -385,7 +390,7 @@ fn flushed_ruleset_is_rebuilt_and_transfers_go_on() {
     let mut lab = served_lab(&[], &[], &[]);
     let c = pending_pasv(&lab, SERVER4, 21);
     lab.nft(&["flush", "ruleset"]);
-    assert_eq!(lab.elements("ftp-proxy", "dnat4"), 1);
+    assert_eq!(lab.elements(&lab.table, "dnat4"), 1);
     let c = list_in(&lab, c);
     download(&lab, "owned");
     drop(c);
@@ -398,9 +403,9 @@ fn flushed_ruleset_is_rebuilt_and_transfers_go_on() {
     lab.start_proxy_as(&[], &env, &["-b", ROUTER_C4, "-R", SERVER4]);
     let c = pending_pasv(&lab, ROUTER_C4, 8021);
     lab.nft(&["flush", "ruleset"]);
-    assert!(!lab.tables().contains("ftp-proxy"));
+    assert!(!lab.tables().contains("table inet ftp-proxy-"));
     let c = list_in(&lab, c);
-    assert!(lab.tables().contains("ftp-proxy"));
+    assert!(lab.tables().contains("table inet ftp-proxy-"));
     assert_rebuilt_once(&lab);
     drop(c);
     lab.stop_proxy();
@@ -413,7 +418,7 @@ fn flushed_ruleset_is_rebuilt_and_transfers_go_on() {
     lab.start_proxy_as(&[], &env, &["-b", ROUTER_C4, "-i", &iface]);
     lab.nft(&["flush", "ruleset"]);
     let deadline = Instant::now() + Duration::from_secs(8);
-    while !lab.tables().contains("ftp-proxy") {
+    while !lab.tables().contains("table inet ftp-proxy-") {
         assert!(
             Instant::now() < deadline,
             "not re-created\n{}",
@@ -428,8 +433,11 @@ fn flushed_ruleset_is_rebuilt_and_transfers_go_on() {
 /// The proxy said once that it re-created its table.
 fn assert_rebuilt_once(lab: &Lab) {
     let log = lab.log_text();
-    let said = "table inet ftp-proxy was removed (ruleset flushed?): creating it again";
-    assert_eq!(log.matches(said).count(), 1, "{log}");
+    let said = format!(
+        "table inet {} was removed (ruleset flushed?): creating it again",
+        lab.table
+    );
+    assert_eq!(log.matches(&said).count(), 1, "{log}");
 }
 
 #[test]
@@ -449,7 +457,8 @@ fn kernel_error_on_one_mapping_fails_only_that_data_connection() {
         .map(|p| format!("198.18.1.2 . 198.19.2.2 . {p} : 198.19.2.2 . 9"))
         .collect();
     let batch = format!(
-        "add element inet ftp-proxy dnat4 {{ {} }}\n",
+        "add element inet {} dnat4 {{ {} }}\n",
+        lab.table,
         elems.join(", ")
     );
     let file = lab.dir.join("fill.nft");
@@ -473,7 +482,7 @@ fn kernel_error_on_one_mapping_fails_only_that_data_connection() {
         ]
     );
     lab.assert_logged(&["#1 no free proxy port after 8 tries"]);
-    lab.nft(&["flush", "map", "inet", "ftp-proxy", "dnat4"]);
+    lab.nft(&["flush", "map", "inet", &lab.table, "dnat4"]);
     let r = in_ns(&ns, move || {
         let (mut a, mut b) = (a, b);
         [a.cmd("PASV"), b.cmd("QUIT"), a.cmd("QUIT")]
@@ -511,8 +520,8 @@ fn two_sessions_meeting_the_same_server_data_port_keep_their_own_elements() {
     .expect("clients");
     // SNAT is keyed by the connection's original tuple, as DNAT is: the
     // proxy ports differ, so nothing is shared and nothing is counted.
-    assert_eq!(lab.elements("ftp-proxy", "dnat4"), 2);
-    assert_eq!(lab.elements("ftp-proxy", "snat4"), 2);
+    assert_eq!(lab.elements(&lab.table, "dnat4"), 2);
+    assert_eq!(lab.elements(&lab.table, "snat4"), 2);
     // The first session ends: the second one's elements stay.
     let got = in_ns(&ns, move || {
         let (mut a, mut b) = (a, b);
@@ -556,7 +565,7 @@ fn terminating_signals_end_sessions_and_remove_the_table() {
         assert!(c.closes_within(Duration::from_secs(5)));
         assert_eq!(srv.join().expect("server"), [true], "server side closed");
         assert!(
-            !lab.tables().contains("ftp-proxy"),
+            !lab.tables().contains("table inet ftp-proxy-"),
             "table left after {sig}"
         );
     }

@@ -250,7 +250,7 @@ fn matrix(server: Server, v6: bool, reverse: bool) {
         failed.join("\n"),
         lab.log_text()
     );
-    let table = if v6 { "ftp-proxy6" } else { "ftp-proxy" };
+    let table = &lab.table.clone();
     let (dnat, snat) = if v6 {
         ("dnat6", "snat6")
     } else {

@@ -198,7 +198,7 @@ fn bounce_attempts_are_refused_or_pinned() {
     );
     // The active mapping sends the server's connection to the client's
     // own address, never to the host named in PORT/EPRT.
-    let map = lab.nft(&["list", "map", "inet", "ftp-proxy", "dnat4"]);
+    let map = lab.nft(&["list", "map", "inet", &lab.table, "dnat4"]);
     assert!(map.contains("198.18.1.2 . 65535"), "{map}");
     assert!(!map.contains("198.18.99"), "{map}");
     let mut c = pp;
@@ -476,12 +476,12 @@ fn half_close_and_resets_clean_up() {
     .expect("client");
     assert!(c2.0.starts_with("227 "), "{}", c2.0);
     // The data connection used its mapping up as it opened.
-    assert_eq!(lab_ref.elements("ftp-proxy", "dnat4"), 0);
+    assert_eq!(lab_ref.elements(&lab_ref.table, "dnat4"), 0);
     c2.1.reset();
     // The session ends and its mapping goes; the data connection the
     // kernel already forwards carries on to the end.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while lab_ref.elements("ftp-proxy", "dnat4") != 0 {
+    while lab_ref.elements(&lab_ref.table, "dnat4") != 0 {
         assert!(Instant::now() < deadline, "mapping left after the reset");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -621,7 +621,7 @@ fn negotiation_state_epsv_all_and_refusals() {
     let c = greeted(&lab);
     let ns = lab.ns('c');
     let lab = &mut lab;
-    let dnat = |lab: &Lab| lab.nft(&["list", "map", "inet", "ftp-proxy", "dnat4"]);
+    let dnat = |lab: &Lab| lab.nft(&["list", "map", "inet", &lab.table, "dnat4"]);
     let (first, mut c) = in_ns(&ns, move || {
         let mut c = c;
         let p = port_227(&c.cmd("PASV"));
@@ -639,7 +639,7 @@ fn negotiation_state_epsv_all_and_refusals() {
     c = c2;
     // The second PASV replaced the first mapping.
     let map = dnat(lab);
-    assert_eq!(lab.elements("ftp-proxy", "dnat4"), 1, "{map}");
+    assert_eq!(lab.elements(&lab.table, "dnat4"), 1, "{map}");
     assert!(map.contains(&format!(". {second} ")), "{map}");
     if first != second {
         assert!(!map.contains(&format!(". {first} ")), "{map}");

@@ -538,7 +538,10 @@ fn a_failure_after_the_fork_is_the_exit_status() {
     );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("dropping privileges"), "{text}");
-    assert!(!lab.tables().contains("ftp-proxy"), "table left");
+    assert!(
+        !lab.tables().contains("table inet ftp-proxy-"),
+        "table left"
+    );
 }
 
 #[test]

@@ -136,8 +136,8 @@ fn many_sessions_list_passive_and_active() {
     let mut samples = 0;
     while running.load(Ordering::Relaxed) {
         let (d, s) = (
-            lab.elements("ftp-proxy", "dnat4"),
-            lab.elements("ftp-proxy", "snat4"),
+            lab.elements(&lab.table, "dnat4"),
+            lab.elements(&lab.table, "snat4"),
         );
         most = (most.0.max(d), most.1.max(s));
         samples += 1;

@@ -96,7 +96,7 @@ pub enum FilterError {
     Kernel(&'static str, i32),
     Io(&'static str, io::Error),
     /// Another live proxy owns the table.
-    InUse(&'static str),
+    InUse(String),
     /// A batch did not fit the message buffer (a bug, not an input).
     Overflow,
 }
@@ -109,7 +109,7 @@ impl fmt::Display for FilterError {
             }
             FilterError::Io(what, e) => write!(f, "{what}: {e}"),
             FilterError::InUse(t) => {
-                write!(f, "table inet {t} is owned by another running process")
+                write!(f, "table inet {t} belongs to another running instance (give each its own -n NAME)")
             }
             FilterError::Overflow => f.write_str("netlink batch too large"),
         }

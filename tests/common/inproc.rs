@@ -26,8 +26,8 @@ pub fn fake_server(l: TcpListener) {
             let reply: &[u8] = match verb.as_str() {
                 "USER" => b"331 password\r\n",
                 "PASS" => b"230 in\r\n",
-                "PASV" => b"227 Entering Passive Mode (127,0,0,1,200,10)\r\n",
-                "EPSV" => b"229 Entering Extended Passive Mode (|||51210|)\r\n",
+                "PASV" => b"227 Entering Passive Mode (127,0,0,1,117,48)\r\n",
+                "EPSV" => b"229 Entering Extended Passive Mode (|||30000|)\r\n",
                 "FEAT" => b"211-Features\r\n EPSV\r\n211 End\r\n",
                 "QUIT" => b"221 bye\r\n",
                 _ => b"200 ok\r\n",

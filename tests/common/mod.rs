@@ -62,6 +62,7 @@ fn missing() -> Vec<String> {
     }
     for c in [
         "ip",
+        "tc",
         "nft",
         "ss",
         "curl",
@@ -140,12 +141,21 @@ pub fn sha256(path: &PathBuf) -> String {
         .to_string()
 }
 
+/// The nftables table of a proxy started with `args`.
+pub fn table_of(args: &[&str]) -> String {
+    let cfg = ftp_proxy::config::Config::parse(args.iter().map(|a| a.to_string()))
+        .expect("proxy arguments");
+    ftp_proxy::filter::nft::instance::table_name(&cfg.instance).to_string()
+}
+
 pub struct Lab {
     pub name: String,
     pub dir: PathBuf,
     pub v6: bool,
     proxy: Option<Child>,
     pub log: PathBuf,
+    /// The nftables table of the proxy started last.
+    pub table: String,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -165,6 +175,7 @@ impl Lab {
             dir,
             v6,
             proxy: None,
+            table: String::new(),
         };
         check(Command::new(LAB_SH).args(["up", &lab.name]));
         lab
@@ -236,6 +247,7 @@ impl Lab {
     /// they exec it, so the pid stays the proxy's) and `env` set.
     pub fn start_proxy_as(&mut self, wrap: &[&str], env: &[(&str, &str)], args: &[&str]) {
         assert!(self.proxy.is_none(), "proxy already running");
+        self.table = table_of(args);
         let log = fs::File::create(&self.log).expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns('r')])
@@ -400,7 +412,7 @@ impl Lab {
         ["dnat4", "snat4", "snatp4"]
             .iter()
             .filter(|m| maps.contains(&format!("map {m} ")))
-            .map(|m| self.elements("ftp-proxy", m))
+            .map(|m| self.elements(&self.table, m))
             .sum()
     }
 

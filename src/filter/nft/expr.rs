@@ -189,9 +189,10 @@ pub fn ct_set(m: &mut MsgBuf, key: u32, sreg: u32) {
 
 /// `[ ct load KEY => reg DREG ]`
 pub fn ct_load(m: &mut MsgBuf, key: u32, dreg: u32) {
+    // In nft's order (the kernel takes any).
     expr(m, "ct", |m| {
-        m.attr_be32(1, dreg); // NFTA_CT_DREG
         m.attr_be32(2, key); // NFTA_CT_KEY
+        m.attr_be32(1, dreg); // NFTA_CT_DREG
     });
 }
 

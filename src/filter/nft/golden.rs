@@ -290,6 +290,17 @@ fn intercept_rules() {
     assert_eq!(got, want);
 }
 
+#[test]
+fn keeper_rule_is_what_nft_sends() {
+    let got = ours(|m| objects::keeper_rule(m, 1, T, "hold"));
+    assert_eq!(
+        got,
+        golden(include_str!("../../../tests/golden/keeper.hex"))
+    );
+    let got = ours(|m| objects::flush_chain(m, 1, T, "hold"));
+    assert_eq!(got, golden(include_str!("../../../tests/golden/flush.hex")));
+}
+
 /// Replaces every leaf value `from` by `to`; how many it replaced.
 fn replace_leaf(msgs: &mut [Msg], from: &[u8], to: &[u8]) -> usize {
     fn walk(attrs: &mut [Attr], from: &[u8], to: &[u8]) -> usize {

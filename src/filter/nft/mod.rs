@@ -1,7 +1,7 @@
 //! Linux backend: nftables over raw netlink.
 //!
-//! One table of the proxy's own (`inet ftp-proxy`, `inet ftp-proxy6` with
-//! -6) holds NAT chains whose rules look data connections up in maps with
+//! One table per instance (`inet ftp-proxy-NAME`, see `instance`) holds
+//! NAT chains whose rules look data connections up in maps with
 //! one element each per data connection, used up by its first packet. A
 //! data connection costs one batch of two elements; the ruleset never
 //! grows with the number of sessions.
@@ -9,12 +9,14 @@
 pub mod expr;
 #[cfg(test)]
 mod golden;
+pub mod instance;
 pub mod msg;
 pub mod objects;
 pub mod socket;
 
 use super::{DataMap, FilterError, Installed};
 use crate::config::Config;
+use instance::{Claim, TableName};
 use msg::MsgBuf;
 use objects::{Del, Family, Intercept, KeyFrom, Marks, NatRule, Packed, Value, NFT_TABLE_F_OWNER};
 use socket::NlSocket;
@@ -52,14 +54,6 @@ fn names(fam: Family) -> Names {
             snat: "snat6",
             snatp: "snatp6",
         },
-    }
-}
-
-pub fn table_name(ipv6: bool) -> &'static str {
-    if ipv6 {
-        "ftp-proxy6"
-    } else {
-        "ftp-proxy"
     }
 }
 
@@ -109,7 +103,9 @@ pub struct Nft {
     sock: NlSocket,
     msg: Box<MsgBuf>,
     seq: u32,
-    table: &'static str,
+    table: TableName,
+    /// This instance's hold on its table name, for the process's life.
+    _claim: Claim,
     fam: Family,
     can: Abilities,
     /// What the table is built from, to build it again.
@@ -138,16 +134,23 @@ fn unsupported(e: &FilterError) -> bool {
 }
 
 impl Nft {
-    /// Creates the proxy's table, replacing a stale one left by a crash,
-    /// with what this kernel can do.
+    /// Creates the instance's table, replacing a stale one left by a
+    /// crash, with what this kernel can do.
     pub fn open(cfg: &Config) -> Result<Nft, FilterError> {
+        let table = instance::table_name(&cfg.instance);
+        let claim = match Claim::take(&table) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(FilterError::InUse(table.as_str().into())),
+            Err(e) => return Err(FilterError::Io("instance claim", e)),
+        };
         let sock = NlSocket::open(socket::NETLINK_NETFILTER)
             .map_err(|e| FilterError::Io("netlink socket", e))?;
         let mut n = Nft {
             sock,
             msg: Box::default(),
             seq: std::process::id().wrapping_shl(12),
-            table: table_name(cfg.ipv6),
+            table,
+            _claim: claim,
             fam: if cfg.ipv6 { Family::V6 } else { Family::V4 },
             can: Abilities {
                 owner: std::env::var_os(NO_OWNER_ENV).is_none(),
@@ -164,7 +167,7 @@ impl Nft {
             // reading the table tells which.
             Err(FilterError::Kernel(_, libc::EPERM | libc::EBUSY)) => {
                 return Err(match n.present() {
-                    Ok(_) => FilterError::InUse(n.table),
+                    Ok(_) => FilterError::InUse(n.table.as_str().into()),
                     Err(e) => e,
                 })
             }
@@ -187,6 +190,14 @@ impl Nft {
             }
         }
         r?;
+        // This table's nat chains hold the hooks now.
+        match n.batch("delete keeper", |m, seq, _| {
+            objects::del_table(m, seq(), instance::KEEPER)
+        }) {
+            Ok(()) => log::debug!("removed table inet {}", instance::KEEPER),
+            Err(FilterError::Kernel(_, libc::ENOENT)) => {}
+            Err(e) => log::warn!("removing table inet {}: {e}", instance::KEEPER),
+        }
         n.can.destroy = n.probe_destroy();
         log::debug!("nftables abilities: {:?}", n.can);
         Ok(n)
@@ -238,7 +249,7 @@ impl Nft {
     fn present(&mut self) -> Result<bool, FilterError> {
         let seq = self.next_seq();
         self.msg.clear();
-        objects::get_table(&mut self.msg, seq, self.table);
+        objects::get_table(&mut self.msg, seq, &self.table);
         let bytes = self.msg.bytes().map_err(|_| FilterError::Overflow)?;
         match self.sock.transact(bytes, seq, seq) {
             Ok(Ok(())) => Ok(true),
@@ -284,8 +295,8 @@ impl Nft {
         self.can.owner
     }
 
-    pub fn table(&self) -> &'static str {
-        self.table
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -297,7 +308,7 @@ impl Nft {
     fn batch(
         &mut self,
         what: &'static str,
-        body: impl FnOnce(&mut MsgBuf, &mut dyn FnMut() -> u32, &'static str),
+        body: impl FnOnce(&mut MsgBuf, &mut dyn FnMut() -> u32, &str),
     ) -> Result<(), FilterError> {
         let first = self.next_seq();
         let mut seq = first;
@@ -311,7 +322,7 @@ impl Nft {
                     seq = seq.wrapping_add(1);
                     seq
                 },
-                self.table,
+                &self.table,
             );
         }
         let last = seq;
@@ -533,9 +544,31 @@ impl Nft {
         }
     }
 
-    /// Deletes the table and everything in it.
+    /// Deletes the table and everything in it, leaving the keeper's
+    /// nat chain registered in the same batch (see `instance::KEEPER`).
     pub fn close(&mut self) -> Result<(), FilterError> {
-        self.delete_table()
+        let (hook, prio) = (objects::HOOK_POSTROUTING, objects::PRIO_SRCNAT);
+        let with_keeper = self.batch("delete table", |m, seq, t| {
+            objects::table(m, seq(), instance::KEEPER, 0);
+            let (keeper, chain) = (instance::KEEPER, instance::KEEPER_CHAIN);
+            objects::base_chain(m, seq(), keeper, chain, "nat", hook, prio);
+            // Flushed first: a keeper left by an earlier exit has its rule.
+            objects::flush_chain(m, seq(), keeper, chain);
+            objects::keeper_rule(m, seq(), keeper, chain);
+            objects::del_table(m, seq(), t);
+        });
+        match with_keeper {
+            Ok(()) => Ok(()),
+            // The table was flushed away already: nothing to keep.
+            Err(FilterError::Kernel(_, libc::ENOENT)) => Ok(()),
+            Err(e) => {
+                log::warn!(
+                    "keeping the nat hooks in table inet {}: {e}",
+                    instance::KEEPER
+                );
+                self.delete_table()
+            }
+        }
     }
 
     pub fn raw_fd(&self) -> std::os::fd::RawFd {

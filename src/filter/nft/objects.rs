@@ -13,6 +13,7 @@ const MSG_GETTABLE: u16 = 1;
 const MSG_DELTABLE: u16 = 2;
 const MSG_NEWCHAIN: u16 = 3;
 const MSG_NEWRULE: u16 = 6;
+const MSG_DELRULE: u16 = 8;
 const MSG_NEWSET: u16 = 9;
 pub const MSG_NEWSETELEM: u16 = 12;
 pub const MSG_DELSETELEM: u16 = 14;
@@ -405,6 +406,25 @@ pub fn forward_rule(
     if log_all {
         expr::log(m, "ftp-proxy data: ");
     }
+    rule_end(m);
+}
+
+/// Deletes every rule of a chain (`nft flush chain`).
+pub fn flush_chain(m: &mut MsgBuf, seq: u32, table: &str, chain: &str) {
+    m.nft_msg(MSG_DELRULE, NLM_F_ACK, seq, NFPROTO_INET);
+    m.attr_str(1, table); // NFTA_RULE_TABLE
+    m.attr_str(2, chain); // NFTA_RULE_CHAIN
+    m.end_msg();
+}
+
+/// `ct mark != 0`, with no verdict: matches or not, the packet goes on.
+/// Its one job is to be a conntrack user: conntrack hooks stay registered
+/// only while some rule needs them, and without conntrack no connection
+/// is translated (see `instance::KEEPER`).
+pub fn keeper_rule(m: &mut MsgBuf, seq: u32, table: &str, chain: &str) {
+    rule_begin(m, seq, table, chain);
+    ct_load(m, CT_MARK, REG_1);
+    cmp_neq(m, REG_1, &0u32.to_ne_bytes());
     rule_end(m);
 }
 
