@@ -26,14 +26,14 @@ const KEEPER: &str = "table inet ftp-proxy_hooks";
 
 /// A proxy besides the lab's own, logging to `log`.
 struct Extra {
-    child: Child,
+    child: Option<Child>,
     log: std::path::PathBuf,
 }
 
 impl Extra {
     fn start(lab: &Lab, tag: &str, args: &[&str]) -> Extra {
         let log = lab.dir.join(format!("proxy-{tag}.log"));
-        let child = Command::new("ip")
+        let mut child = Command::new("ip")
             .args(["netns", "exec", &lab.ns('r'), PROXY, "-d", "-D", "7"])
             .args(args)
             .stdin(Stdio::null())
@@ -41,16 +41,11 @@ impl Extra {
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("spawn");
-        let mut e = Extra { child, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !e.text().contains("listening on") {
-            if let Ok(Some(st)) = e.child.try_wait() {
-                panic!("{tag} exited at start ({st}):\n{}", e.text());
-            }
-            assert!(Instant::now() < deadline, "{tag} did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        wait_listening(&mut child, &log);
+        Extra {
+            child: Some(child),
+            log,
         }
-        e
     }
 
     fn text(&self) -> String {
@@ -59,23 +54,17 @@ impl Extra {
 
     /// SIGTERM; the exit code.
     fn stop(mut self) -> Option<i32> {
-        // SAFETY: signalling our own child (ip netns exec execs the proxy).
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.code();
-            }
-            assert!(Instant::now() < deadline, "ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.take()?;
+        signal_and_wait(child, libc::SIGTERM, &self.log)
     }
 }
 
 impl Drop for Extra {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

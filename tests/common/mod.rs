@@ -141,6 +141,44 @@ pub fn sha256(path: &PathBuf) -> String {
         .to_string()
 }
 
+/// Waits (at most 10 s) until the proxy `child`, logging to `log`, says
+/// it listens; fails if it exits first.
+pub fn wait_listening(child: &mut Child, log: &std::path::Path) {
+    let text = || fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text().contains("listening on") {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("ftp-proxy exited at start ({st}):\n{}", text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ftp-proxy did not start:\n{}",
+            text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `sig`, which must end the proxy `child` within 10 s; its exit code.
+pub fn signal_and_wait(mut child: Child, sig: libc::c_int, log: &std::path::Path) -> Option<i32> {
+    // `ip netns exec` execs the proxy: the child pid is the proxy's.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = fs::read_to_string(log).unwrap_or_default();
+            panic!("ftp-proxy ignored signal {sig}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The nftables table of a proxy started with `args`.
 pub fn table_of(args: &[&str]) -> String {
     let cfg = ftp_proxy::config::Config::parse(args.iter().map(|a| a.to_string()))
@@ -265,19 +303,9 @@ impl Lab {
             .stderr(log)
             .spawn()
             .expect("spawn ftp-proxy");
+        let mut child = child;
+        wait_listening(&mut child, &self.log);
         self.proxy = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log_text().contains("listening on") {
-            if let Some(Ok(Some(st))) = self.proxy.as_mut().map(|c| c.try_wait()) {
-                panic!("ftp-proxy exited at start ({st}):\n{}", self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ftp-proxy did not start:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// SIGTERM to the proxy; returns its exit code.
@@ -287,22 +315,8 @@ impl Lab {
 
     /// Sends `sig`, which must end the proxy; returns its exit code.
     pub fn signal_proxy(&mut self, sig: libc::c_int) -> Option<i32> {
-        let mut child = self.proxy.take()?;
-        // `ip netns exec` execs the proxy: the child pid is the proxy's.
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("ftp-proxy ignored signal {sig}:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.proxy.take()?;
+        signal_and_wait(child, sig, &self.log)
     }
 
     /// Runs the proxy (with `wrap` in front) expecting it to refuse to
