@@ -1,59 +1,102 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark (issue 7): the same client, router and vsftpd
-# server in one namespace lab, one run, four ways through the router:
+# Side-by-side benchmark: one namespace lab (client ── router ── server),
+# one run, every contender through the same router:
 #   direct     plain routing, the server routes back (no NAT)
 #   helper     NAT (masquerade) + the kernel's FTP helper (ct helper "ftp")
 #   mod_proxy  ProFTPD mod_proxy on the router, reverse mode (data relayed
 #              through user space)
-#   ftp-proxy  this proxy, intercepting with -i (data NATed by the kernel)
-# Then, for ftp-proxy alone: 500 sessions of listings, heap allocations per
-# command, instructions per command (callgrind). Prints one markdown table
-# with ratios and saves it in bench/results/. Root; about 5 minutes.
-# Usage: bench/run.sh [--no-setup]
+#   relay      bench/relay.c: accept, original destination, connect, copy:
+#              the floor for any user-space control proxy (control rows only)
+#   ftp-proxy  this proxy (data NATed by the kernel)
+# relay and ftp-proxy sit behind the same nft redirect of tcp/21.
+#
+# 1. Bulk: 1 GiB passive download and active upload against vsftpd, best of
+#    3, each contender once (kernel speed; stable from run to run).
+# 2. Control rows against pyftpdlib (it does not fork, so its own cost does
+#    not hide the proxies'), interleaved: every round runs each contender
+#    in turn, ROUNDS rounds (BENCH_ROUNDS, default 7, at least 5); each
+#    cell is the median over the rounds with the min–max beside it.
+#    User-space contenders also get CPU µs per operation.
+# 3. Syscalls per operation (strace -c -f, fixed counts, outside the timed
+#    rounds because strace slows what it traces).
+# 4. ftp-proxy alone: 500 sessions, heap allocations per command,
+#    instructions per command (callgrind).
+# Prints markdown and saves it in bench/results/. Root; about 8 minutes.
+# Usage: bench/run.sh [--no-setup] [--control-only]
+# BENCH_BIN=path measures another ftp-proxy binary (an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
-if [ "${1:-}" != --no-setup ]; then
+setup=1 bulk=1
+for a in "$@"; do
+    case $a in
+    --no-setup) setup= ;;
+    --control-only) bulk= ;;
+    *) echo "usage: bench/run.sh [--no-setup] [--control-only]" >&2; exit 2 ;;
+    esac
+done
+if [ -n "$setup" ]; then
     bash lab/setup.sh
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        proftpd-mod-proxy valgrind >/dev/null
+        proftpd-mod-proxy valgrind python3-pyftpdlib strace gcc libc6-dev >/dev/null
 fi
 cargo build -q --release
-BIN=$PWD/target/release/ftp-proxy
+BIN=${BENCH_BIN:-$PWD/target/release/ftp-proxy}
 SIZE=${BENCH_SIZE:-$((1 << 30))}
+ROUNDS=${BENCH_ROUNDS:-7}
+[ "$ROUNDS" -ge 5 ] || { echo "BENCH_ROUNDS must be at least 5" >&2; exit 2; }
+# Debian's python3 has pyftpdlib; a python3 earlier in PATH may not.
+PY=/usr/bin/python3
 name=fpb$$
 dir=$(mktemp -d /tmp/fp-bench.XXXXXX)
 lab=lab/lab.sh
 C=fp-$name-c R=fp-$name-r S=fp-$name-s
 CIF=fp$name-rc SIF=fp$name-rs
-results=$dir/results.tsv
+bulk_tsv=$dir/bulk.tsv ctl_tsv=$dir/control.tsv sys_tsv=$dir/syscalls.tsv
+: > "$bulk_tsv"; : > "$ctl_tsv"; : > "$sys_tsv"
 cleanup() {
+    [ -n "${pid_ftp_proxy:-}" ] && kill "$pid_ftp_proxy" 2>/dev/null
     pkill -f "$dir/" 2>/dev/null || true
     $lab down "$name" >/dev/null 2>&1 || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
+# The raw numbers of the last run stay here (for a closer look).
+raw=/tmp/fp-bench-last
+rm -rf "$raw"
 
-$lab up "$name" >/dev/null
-$lab server "$name" vsftpd "$dir" >/dev/null
-truncate -s $SIZE "$dir/root/big.bin"
-for i in $(seq 20); do : > "$dir/root/file$i.txt"; done
-
-measure() { # mode host port
-    echo "== $1" >&2
-    ip netns exec "$C" timeout 300 python3 bench/ftpbench.py "$2" "$3" big.bin $SIZE |
-        sed "s/^/$1\t/" >> "$results"
-    rm -f "$dir"/root/pub/up-*.bin  # anonymous FTP may not overwrite
+wait_port() { # netns port
+    for _ in $(seq 100); do
+        ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on port $2 in $1" >&2
+    exit 1
 }
 
-# direct: the server gets a route back, nothing translates.
-ip -n "$S" route add 198.18.1.0/24 via 198.19.2.1
-measure direct 198.19.2.2 21
-ip -n "$S" route del 198.18.1.0/24 via 198.19.2.1
+$lab up "$name" >/dev/null
+# Thousands of data connections a second, each leaving a TIME_WAIT socket
+# for 60 s, mostly on the server (it closes first): they would use up the
+# server's ephemeral ports for passive listeners within a round, and every
+# later contender would pay for the search (measured: 2,000 → 250 listings
+# per second). Fewer TIME_WAIT buckets and a wider port range keep each
+# round as fast as the first.
+for x in "$C" "$R" "$S"; do
+    ip netns exec "$x" sysctl -qw net.ipv4.tcp_max_tw_buckets=2048 \
+        net.ipv4.ip_local_port_range="1024 65535"
+done
+$lab server "$name" vsftpd "$dir" >/dev/null
+truncate -s "$SIZE" "$dir/root/big.bin"
+for i in $(seq 20); do : > "$dir/root/file$i.txt"; done
+gcc -O2 -o "$dir/relay" bench/relay.c
 
-# helper: masquerade towards the server, the FTP helper assigned
-# explicitly (it rewrites PORT and opens the expected connections).
-ip netns exec "$R" nft -f - <<EOF
+# ---- the contenders: each is switched on for its turn and off after ----
+on_direct() { ip -n "$S" route add 198.18.1.0/24 via 198.19.2.1; }
+off_direct() { ip -n "$S" route del 198.18.1.0/24 via 198.19.2.1; }
+# Masquerade towards the server, the FTP helper assigned explicitly (it
+# rewrites PORT and opens the expected connections).
+on_helper() {
+    ip netns exec "$R" nft -f - <<EOF
 table inet fpbench {
 	ct helper ftp-std { type "ftp" protocol tcp; }
 	chain pre { type filter hook prerouting priority filter; iifname "$CIF" tcp dport 21 ct helper set "ftp-std"; }
@@ -61,8 +104,27 @@ table inet fpbench {
 	chain post { type nat hook postrouting priority srcnat; oifname "$SIF" masquerade; }
 }
 EOF
-measure helper 198.19.2.2 21
-ip netns exec "$R" nft delete table inet fpbench
+}
+off_helper() { ip netns exec "$R" nft delete table inet fpbench; }
+# The same redirect for the relay and ftp-proxy: tcp/21 from the client
+# side to a local port.
+redirect() {
+    ip netns exec "$R" nft -f - <<EOF
+table ip fpbench_rdr {
+	chain pre { type nat hook prerouting priority dstnat; iifname "$CIF" tcp dport 21 redirect to :$1; }
+}
+EOF
+}
+unredirect() { ip netns exec "$R" nft delete table ip fpbench_rdr; }
+on_relay() { redirect 2100; }
+off_relay() { unredirect; }
+on_ftp-proxy() { redirect 8021; }
+off_ftp-proxy() { unredirect; }
+on_mod_proxy() { :; }
+off_mod_proxy() { :; }
+addr_of() { # where the client connects
+    case $1 in mod_proxy) echo 198.18.1.1 ;; *) echo 198.19.2.2 ;; esac
+}
 
 # mod_proxy: a reverse proxy on the router's client-side address.
 mkdir -p "$dir/proxy-tables"
@@ -98,113 +160,128 @@ EOF
 ssl=$(ldconfig -p | awk '/libssl\.so\.3 / && !found {print $NF; found = 1}')
 ip netns exec "$R" env LD_PRELOAD="$ssl" proftpd -n -q -c "$dir/mod_proxy.conf" \
     2>"$dir/mod_proxy.err" &
-for _ in $(seq 50); do ip netns exec "$R" ss -Hltn 'sport = :21' | grep -q . && break; sleep 0.1; done
-measure mod_proxy 198.18.1.1 21
-pkill -f "$dir/mod_proxy.conf" || true
-sleep 0.5
-
-# ftp-proxy: intercepts tcp/21 from the client side.
-ip netns exec "$R" "$BIN" -d -D 4 -b 198.18.1.1 -i "$CIF" -m 500 -M 500 2>"$dir/ftp-proxy.log" &
-for _ in $(seq 50); do ip netns exec "$R" ss -Hltn 'sport = :8021' | grep -q . && break; sleep 0.1; done
-measure ftp-proxy 198.19.2.2 21
-pid=$(pgrep -n -f "$BIN -d -D 4 -b 198.18.1.1 -i $CIF")
-rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
-kill "$pid"; sleep 0.3
-
-# Instructions per command: two runs of NOOPs under callgrind, the
-# difference divided by the difference in commands (start-up cancels).
-# The proxy chroots: callgrind writes its file inside the chroot, as the
-# unprivileged user.
-mkdir -p "$dir/cgroot"
-chmod 755 "$dir/cgroot"
-noops_under_callgrind() {
-    : > "$dir/cgroot/cg.out"
-    chown nobody "$dir/cgroot/cg.out"
-    ip netns exec "$R" valgrind --tool=callgrind --vgdb=no --callgrind-out-file=/cg.out \
-        "$BIN" -d -D 3 -b 198.18.1.1 -i "$CIF" -c "$dir/cgroot" 2>"$dir/cg.log" &
-    for _ in $(seq 100); do grep -q listening "$dir/cg.log" && break; sleep 0.1; done
-    ip netns exec "$C" python3 - "$1" <<'PY'
-import ftplib, sys
-f = ftplib.FTP(timeout=30)
-f.connect("198.19.2.2", 21)
-f.login("anonymous", "x")
-for _ in range(int(sys.argv[1])):
-    f.voidcmd("TYPE I")
-f.quit()
-PY
-    pkill -TERM -f "callgrind-out-file=/cg.out $BIN" || true
-    for _ in $(seq 100); do grep -q "Collected" "$dir/cg.log" && break; sleep 0.1; done
-    sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$dir/cg.log"
+wait_port "$R" 21
+ip netns exec "$R" "$dir/relay" 198.18.1.1 2100 &
+wait_port "$R" 2100
+# ftp-proxy without -i: the redirect above is the admin's (ftp-proxy(8)'s
+# rdr-to); -m/-M 500 so the session rows never meet a limit.
+ip netns exec "$R" "$BIN" -d -D 4 -b 198.18.1.1 -m 500 -M 500 2>"$dir/ftp-proxy.log" &
+wait_port "$R" 8021
+pid_mod_proxy=$(cat "$dir/mod_proxy.pid")
+pid_relay=$(pgrep -n -f "$dir/relay 198.18.1.1")
+pid_ftp_proxy=$(pgrep -n -f "$BIN -d -D 4 -b 198.18.1.1")
+pid_of() {
+    case $1 in
+    mod_proxy) echo "$pid_mod_proxy" ;; relay) echo "$pid_relay" ;;
+    ftp-proxy) echo "$pid_ftp_proxy" ;; *) echo "" ;;
+    esac
 }
-i1=$(noops_under_callgrind 500)
-i2=$(noops_under_callgrind 2500)
-ipc=$(( (i2 - i1) / 2000 ))
 
-# Heap allocations (counting allocator; 0 expected) and 500 sessions.
-allocs=$(cargo test -q --release --test alloc -- --nocapture 2>/dev/null |
-    sed -n 's/.*heap allocations on the proxy thread for \(.*\): \([0-9]*\)$/\2 for \1/p')
-load=$(FTP_PROXY_LOAD=500:15 cargo test -q --release --test load -- --nocapture 2>/dev/null |
-    grep 'sessions, ')
+# ---- 1. bulk, vsftpd ----
+if [ -n "$bulk" ]; then
+    for m in direct helper mod_proxy ftp-proxy; do
+        echo "== bulk $m" >&2
+        "on_$m"
+        ip netns exec "$C" timeout 300 python3 bench/bulk.py "$(addr_of "$m")" 21 \
+            big.bin "$SIZE" | sed "s/^/$m\t/" >> "$bulk_tsv"
+        "off_$m"
+        rm -f "$dir"/root/pub/up-*.bin  # anonymous FTP may not overwrite
+    done
+fi
 
+# ---- 2. control rows, pyftpdlib, interleaved ----
+pkill -f "vsftpd $dir/vsftpd.conf" || true
+for _ in $(seq 50); do ip netns exec "$S" ss -Hltn 'sport = :21' | grep -q . || break; sleep 0.1; done
+ip netns exec "$S" "$PY" bench/pyftpd.py 198.19.2.2 21 "$dir/root" 2>"$dir/pyftpd.log" &
+wait_port "$S" 21
+contenders=(direct helper mod_proxy relay ftp-proxy)
+for round in $(seq "$ROUNDS"); do
+    for m in "${contenders[@]}"; do
+        echo "== round $round/$ROUNDS: $m" >&2
+        rows="cmd session pasv port"
+        [ "$m" = relay ] && rows="cmd session"  # it relays no data connection
+        pid=$(pid_of "$m")
+        "on_$m"
+        # shellcheck disable=SC2086 # rows are words
+        ip netns exec "$C" timeout 120 python3 bench/control.py "$(addr_of "$m")" 21 \
+            ${pid:+--cpu-pid $pid} $rows | sed "s/^/$m\t$round\t/" >> "$ctl_tsv"
+        "off_$m"
+    done
+done
+
+# ---- 3. syscalls per operation ----
+for m in mod_proxy relay ftp-proxy; do
+    pid=$(pid_of "$m")
+    for row in cmd session pasv port; do
+        [ "$m" = relay ] && [ "$row" != cmd ] && [ "$row" != session ] && continue
+        echo "== syscalls: $m $row" >&2
+        "on_$m"
+        out=$dir/strace-$m-$row.txt
+        strace -c -f -q -o "$out" -p "$pid" &
+        tracer=$!
+        sleep 0.5
+        n=300
+        [ "$row" = cmd ] && n=1000
+        ip netns exec "$C" timeout 120 python3 bench/control.py "$(addr_of "$m")" 21 \
+            --count "$n" "$row" >/dev/null
+        kill -INT "$tracer"; wait "$tracer" || true
+        "off_$m"
+        # The 'total' line: calls, errors.
+        awk -v m="$m" -v r="$row" -v n="$n" '
+            $NF == "total" { calls = ($4 ~ /^[0-9]+$/) ? $4 : $3; errs = ($5 ~ /^[0-9]+$/) ? $5 : 0 }
+            END { printf "%s\t%s\t%.1f\t%.1f\n", m, r, calls / n, errs / n }' "$out" >> "$sys_tsv"
+    done
+done
+# ftp-proxy's calls by name, per command round trip and per session.
+detail=$(for row in cmd session pasv port; do
+    awk -v r="$row" -v n="$([ "$row" = cmd ] && echo 1000 || echo 300)" '
+        /^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+/ && $NF != "total" {
+            calls = $4; errs = ($6 != "") ? $5 : 0; name = $NF
+            s = s sprintf(" %s %.1f", name, calls / n); if (errs > 0) s = s sprintf(" (%.1f failed)", errs / n) }
+        END { print r ":" s }' "$dir/strace-ftp-proxy-$row.txt"
+done)
+rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$pid_ftp_proxy/status")
+
+# ---- 4. ftp-proxy alone ----
+ipc=- allocs=- load=-
+if [ -n "$bulk" ]; then
+    # Instructions per command: two runs of commands under callgrind, the
+    # difference divided by the difference in commands (start-up cancels).
+    # The proxy chroots: callgrind writes its file inside the chroot, as
+    # the unprivileged user.
+    mkdir -p "$dir/cgroot"
+    chmod 755 "$dir/cgroot"
+    redirect 8022
+    cmds_under_callgrind() {
+        : > "$dir/cgroot/cg.out"
+        chown nobody "$dir/cgroot/cg.out"
+        ip netns exec "$R" valgrind --tool=callgrind --vgdb=no --callgrind-out-file=/cg.out \
+            "$BIN" -d -D 3 -b 198.18.1.1 -p 8022 -n cg -c "$dir/cgroot" 2>"$dir/cg.log" &
+        for _ in $(seq 100); do grep -q listening "$dir/cg.log" && break; sleep 0.1; done
+        ip netns exec "$C" python3 bench/control.py 198.19.2.2 21 --count "$1" cmd >/dev/null
+        pkill -TERM -f "callgrind-out-file=/cg.out $BIN" || true
+        for _ in $(seq 100); do grep -q "Collected" "$dir/cg.log" && break; sleep 0.1; done
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$dir/cg.log"
+    }
+    i1=$(cmds_under_callgrind 500)
+    i2=$(cmds_under_callgrind 2500)
+    ipc=$(( (i2 - i1) / 2000 ))
+    unredirect
+    # Heap allocations (counting allocator; 0 expected) and 500 sessions.
+    allocs=$(cargo test -q --release --test alloc -- --nocapture 2>/dev/null |
+        sed -n 's/.*heap allocations on the proxy thread for \(.*\): \([0-9]*\)$/\2 for \1/p')
+    load=$(FTP_PROXY_LOAD=500:15 cargo test -q --release --test load -- --nocapture 2>/dev/null |
+        grep 'sessions, ')
+fi
+
+mkdir -p "$raw"
+cp "$dir"/*.tsv "$dir"/strace-*.txt "$raw/"
 host=$(hostname)
 date=$(date -u +%Y-%m-%d)
 mkdir -p bench/results
 out=bench/results/$date-$host.md
-python3 - "$results" "$rss0" "$ipc" "$allocs" "$load" "$date" "$host" "$(nproc)" > "$out" <<'PY'
-import json, sys
-path, rss0, ipc, allocs, load, date, host, cpus = sys.argv[1:9]
-m = {}
-for line in open(path):
-    mode, js = line.rstrip("\n").split("\t", 1)
-    m[mode] = json.loads(js)
-rows = [
-    ("1 GiB passive download, MB/s (best of 3)", "down_mbs", "{:.0f}", True),
-    ("1 GiB active upload, MB/s (best of 3)", "up_mbs", "{:.0f}", True),
-    ("command round trip (TYPE I), median µs", "noop_med_us", "{:.0f}", False),
-    ("command round trip (TYPE I), p99 µs", "noop_p99_us", "{:.0f}", False),
-    ("PASV + LIST per second, one session", "list_per_s", "{:.0f}", True),
-    ("connect + login + quit per second, sequential", "sess_seq_per_s", "{:.0f}", True),
-    ("connect + login + quit per second, 50 clients", "sess_par_per_s", "{:.0f}", True),
-]
-modes = ["direct", "helper", "mod_proxy", "ftp-proxy"]
-print(f"Benchmark {date} on {host} ({cpus} CPUs), `bash bench/run.sh`: one lab, one run,")
-print("vsftpd server, python3 ftplib client; ratios are ftp-proxy ÷ peer")
-print("(above 1 is better for rates, below 1 is better for latencies).\n")
-print("| metric | direct | kernel helper | mod_proxy | ftp-proxy | ÷ helper | ÷ mod_proxy |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-def cell(x, fmt):
-    return "failed" if x is None else fmt.format(x)
-
-def ratio(a, b):
-    return "–" if a is None or not b else f"{a / b:.2f}"
-
-for label, key, fmt, _ in rows:
-    v = [m[x][key] for x in modes]
-    print(f"| {label} | " + " | ".join(cell(x, fmt) for x in v)
-          + f" | {ratio(v[3], v[1])} | {ratio(v[3], v[2])} |")
-d = m["direct"]["noop_med_us"]
-added = [None if m[x]["noop_med_us"] is None or d is None else m[x]["noop_med_us"] - d
-         for x in modes[1:]]
-print("| command latency added vs direct, µs | – | "
-      + " | ".join(cell(x, "{:.0f}") for x in added) + " | | |")
-for x in modes:
-    for e in m[x].get("errors", []):
-        print(f"\n{x} failed {e}")
-if m["ftp-proxy"].get("errors"):
-    sys.exit("ftp-proxy failed a measurement")
-print()
-print("ftp-proxy alone:\n")
-print(f"- 500 sessions, listings passive and active in turn: {load.strip()}")
-try:
-    listings = int(load.split(":")[1].split("listings")[0].strip().split()[0])
-    cpu = float(load.split("CPU ")[1].split(" s")[0])
-    print(f"- CPU seconds per 1,000 data connections: {cpu / listings * 1000:.3f}")
-except (IndexError, ValueError):
-    pass
-print(f"- resident memory with no session (-m 500): {rss0} KiB; bench/footprint.sh has 0/100/500")
-print(f"- heap allocations per command in steady state: {allocs}")
-print(f"- instructions per command (TYPE I and its reply, callgrind): {ipc}")
-PY
+python3 bench/report.py "$bulk_tsv" "$ctl_tsv" "$sys_tsv" "$detail" "$rss0" "$ipc" \
+    "$allocs" "$load" "$date" "$host" "$(nproc)" "$ROUNDS" > "$out"
 cat "$out"
 echo
 echo "saved: $out"

@@ -8,7 +8,7 @@ use crate::ftp::policy::Policy;
 use crate::intercept::{self, Destinations};
 use crate::log::{Budget, Suppressed};
 use crate::net;
-use crate::session::{Ctx, End, Phase, Session, Turn};
+use crate::session::{Ctx, End, Phase, Session, Side, Turn};
 use crate::signals;
 use crate::slab::Slab;
 use mio::net::{TcpListener, TcpStream};
@@ -142,7 +142,16 @@ impl Proxy {
                             return Ok(());
                         }
                     }
-                    Token(t) => self.mark_ready((t - FIRST) / 2),
+                    Token(t) => {
+                        let (i, side) = match (t - FIRST) % 2 {
+                            0 => ((t - FIRST) / 2, Side::Client),
+                            _ => ((t - FIRST) / 2, Side::Server),
+                        };
+                        if let Some(s) = self.sessions.get_mut(i) {
+                            s.on_event(side, ev);
+                            self.mark_ready(i);
+                        }
+                    }
                 }
             }
             if self.listening == Listening::More {
@@ -316,14 +325,14 @@ impl Proxy {
                 return self.refuse(client, peer, BUSY, why);
             }
         };
-        for s in [&client, &server_sock] {
-            let _ = s.set_nodelay(true);
-            if let Err(e) = net::set_keepalive(s) {
-                log::warn!("client {peer}: keepalive: {e}");
-            }
+        // The client's socket has these from the listener on Linux (see
+        // `net::listen`).
+        if !net::ACCEPTED_INHERIT {
+            net::set_client_options(&client, peer);
         }
-        if let Err(e) = net::set_oob_inline(&client) {
-            log::warn!("client {peer}: SO_OOBINLINE: {e}; ABOR may not reach the server");
+        let _ = server_sock.set_nodelay(true);
+        if let Err(e) = net::set_keepalive(&server_sock) {
+            log::warn!("client {peer}: keepalive towards the server: {e}");
         }
         self.next_id += 1;
         let id = self.next_id;
@@ -338,9 +347,15 @@ impl Proxy {
         log::debug!("#{id} client {peer} wants {orig}, connecting to {server}");
         let registry = self.poll.registry();
         let both = Interest::READABLE | Interest::WRITABLE;
+        // Urgent data (an ABOR's) is reported on Linux: reads ask for the
+        // urgent mark only then (see `readiness`).
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let client_interest = both | Interest::PRIORITY;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let client_interest = both;
         let registered = match self.sessions.get_mut(i) {
             Some(s) => registry
-                .register(&mut s.client, client_token(i), both)
+                .register(&mut s.client, client_token(i), client_interest)
                 .and_then(|()| registry.register(&mut s.server, server_token(i), both)),
             None => return,
         };
@@ -370,9 +385,9 @@ impl Proxy {
     }
 
     fn end(&mut self, i: usize, why: End) {
+        // Closing a socket takes it out of the poll set: the proxy never
+        // duplicates a session's descriptors, so no deregister is needed.
         if let Some(mut s) = self.sessions.remove(i) {
-            let _ = self.poll.registry().deregister(&mut s.client);
-            let _ = self.poll.registry().deregister(&mut s.server);
             s.close(&mut self.filter, &why);
         }
     }

@@ -14,6 +14,7 @@ pub mod log;
 pub mod net;
 pub mod ports;
 pub mod privs;
+pub mod readiness;
 #[cfg(target_os = "linux")]
 pub mod route;
 pub mod session;

@@ -16,6 +16,7 @@ use crate::ftp::policy::{self, Policy, Refusal, Severity, Verdict};
 use crate::ftp::reply::{Kind, ReplyFramer};
 use crate::ftp::{write, MAX_LINE};
 use crate::log::{Budget, Suppressed};
+use crate::readiness::Readable;
 use crate::{net, ports};
 use mio::net::TcpStream;
 use std::fmt;
@@ -51,6 +52,13 @@ impl Phase {
             Phase::Running => "running",
         }
     }
+}
+
+/// Which of a session's two connections an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
 }
 
 /// What one turn left behind.
@@ -178,25 +186,33 @@ pub struct Session {
     long_reply: LongReply,
     client_input: Input,
     server_input: Input,
+    client_readable: Readable,
+    server_readable: Readable,
+    /// (while connecting) The server socket had an event: the connect
+    /// has an outcome to look at.
+    connect_reported: bool,
     log_budget: Budget,
 }
 
-/// Reads once from `r` into `buf` (unless it is full or ended). Returns
-/// whether anything (data or end of stream) arrived. With `urgent`, first
-/// asks whether the next byte is the peer's urgent byte (reads stop just
-/// before it).
+/// Reads once from `r` into `buf`, unless it is full, ended, or known to
+/// be empty. Returns whether anything (data or end of stream) arrived.
+/// With `urgent` (the client side), asks first, when urgent data was
+/// reported, whether the next byte is the peer's urgent byte (reads stop
+/// just before it).
 fn fill<const N: usize>(
     r: &mut TcpStream,
     buf: &mut LineBuf<N>,
     input: &mut Input,
+    readable: &mut Readable,
     urgent: bool,
 ) -> io::Result<bool> {
-    if *input != Input::Open || buf.is_full() {
+    if *input != Input::Open || buf.is_full() || !readable.may_read() {
         return Ok(false);
     }
-    if urgent && net::at_mark(r)? {
+    if urgent && readable.ask_mark() && net::at_mark(r)? {
         buf.mark_urgent();
     }
+    let room = buf.room();
     loop {
         return match buf.read_from(r) {
             Ok(0) => {
@@ -205,9 +221,13 @@ fn fill<const N: usize>(
             }
             Ok(n) => {
                 buf.filled(n);
+                *readable = readable.after_read(n, room);
                 Ok(true)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *readable = Readable::Drained;
+                Ok(false)
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => Err(e),
         };
@@ -300,7 +320,22 @@ impl Session {
             long_reply: LongReply::None,
             client_input: Input::Open,
             server_input: Input::Open,
+            // Registration reports what is already there.
+            client_readable: Readable::Drained,
+            server_readable: Readable::Drained,
+            connect_reported: false,
             log_budget: Budget::default(),
+        }
+    }
+
+    /// Takes in what the poll loop said about one of the connections.
+    pub fn on_event(&mut self, side: Side, ev: &mio::event::Event) {
+        match side {
+            Side::Client => self.client_readable = self.client_readable.on_event(ev),
+            Side::Server => {
+                self.server_readable = self.server_readable.on_event(ev);
+                self.connect_reported = true;
+            }
         }
     }
 
@@ -329,6 +364,7 @@ impl Session {
             &mut self.client,
             &mut self.from_client,
             &mut self.client_input,
+            &mut self.client_readable,
             true,
         );
         if got.map_err(End::ClientIo)? {
@@ -341,6 +377,7 @@ impl Session {
             &mut self.server,
             &mut self.from_server,
             &mut self.server_input,
+            &mut self.server_readable,
             false,
         );
         if got.map_err(End::ServerIo)? {
@@ -375,15 +412,25 @@ impl Session {
         Ok(())
     }
 
-    /// Completes the non-blocking connect to the server.
+    /// Completes the non-blocking connect to the server, once the server
+    /// socket has had an event (none comes before the outcome).
     fn check_connected(&mut self) -> Result<bool, End> {
+        if !self.connect_reported {
+            return Ok(false);
+        }
         if let Ok(Some(e)) | Err(e) = self.server.take_error() {
             return Err(End::Connect(e));
         }
         match self.server.peer_addr() {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => return Ok(false),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotConnected
+                    || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+            {
+                // Not the outcome yet: wait for the next event.
+                self.connect_reported = false;
+                return Ok(false);
+            }
             Err(e) => return Err(End::Connect(e)),
         }
         let local = self.server.local_addr().map_err(End::Connect)?;

@@ -50,6 +50,11 @@ impl<const N: usize> LineBuf<N> {
         self.len == N
     }
 
+    /// Free bytes at the tail: what the next read may ask for.
+    pub fn room(&self) -> usize {
+        N - self.len
+    }
+
     /// Reads once from `r` into the free tail. `Ok(0)` means end of stream.
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
         r.read(&mut self.buf[self.len..])

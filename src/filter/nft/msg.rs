@@ -111,7 +111,17 @@ impl MsgBuf {
         self.end_msg();
     }
 
+    /// Ends a batch, and asks for an ACK of its last message only. The
+    /// kernel reports an error of any message whether asked or not, all
+    /// of them before that last ACK, which so says the batch is done: one
+    /// answer to read where there was one per message.
     pub fn batch_end(&mut self, seq: u32) {
+        // Offset 0 is BATCH_BEGIN: an empty batch has nothing to ACK.
+        if self.msg_start > 0 && !self.overflow {
+            let at = self.msg_start + 6;
+            let flags = u16::from_ne_bytes([self.buf[at], self.buf[at + 1]]) | NLM_F_ACK;
+            self.buf[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
+        }
         self.begin_msg(NFNL_MSG_BATCH_END, 0, seq, 0, NFNL_SUBSYS_NFTABLES);
         self.end_msg();
     }
@@ -207,6 +217,33 @@ mod tests {
         assert_eq!(&b[28..30], &12u16.to_ne_bytes());
         assert_eq!(&b[30..32], &(2 | NLA_F_NESTED).to_ne_bytes());
         assert_eq!(&b[36..40], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_batch_asks_for_one_ack_the_last_messages() {
+        let mut m = MsgBuf::default();
+        m.batch_begin(10);
+        for seq in 11..=13 {
+            m.nft_msg(12, NLM_F_CREATE, seq, 1);
+            m.attr_str(1, "t");
+            m.end_msg();
+        }
+        m.batch_end(14);
+        let b = m.bytes().unwrap();
+        let mut acked = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let len = u32::from_ne_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+            let flags = u16::from_ne_bytes([b[i + 6], b[i + 7]]);
+            let seq = u32::from_ne_bytes(b[i + 8..i + 12].try_into().unwrap());
+            assert_ne!(flags & NLM_F_REQUEST, 0);
+            if flags & NLM_F_ACK != 0 {
+                acked.push(seq);
+            }
+            i += align4(len);
+        }
+        assert_eq!(i, b.len());
+        assert_eq!(acked, [13], "only the last message before BATCH_END");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! encoded as one message of a batch.
 
 use super::expr::{self, *};
-use super::msg::{MsgBuf, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
+use super::msg::{MsgBuf, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use std::net::IpAddr;
 
 pub const NFPROTO_INET: u8 = 1;
@@ -161,7 +161,7 @@ pub fn value(addr: &IpAddr, port: Option<u16>) -> Packed {
 
 pub fn table(m: &mut MsgBuf, seq: u32, name: &str, flags: u32) {
     // As nft: the kernel creates a missing table without NLM_F_CREATE.
-    m.nft_msg(MSG_NEWTABLE, NLM_F_ACK, seq, NFPROTO_INET);
+    m.nft_msg(MSG_NEWTABLE, 0, seq, NFPROTO_INET);
     m.attr_str(1, name); // NFTA_TABLE_NAME
     m.attr_be32(2, flags); // NFTA_TABLE_FLAGS
     m.end_msg();
@@ -175,7 +175,7 @@ pub fn get_table(m: &mut MsgBuf, seq: u32, name: &str) {
 }
 
 pub fn del_table(m: &mut MsgBuf, seq: u32, name: &str) {
-    m.nft_msg(MSG_DELTABLE, NLM_F_ACK, seq, NFPROTO_INET);
+    m.nft_msg(MSG_DELTABLE, 0, seq, NFPROTO_INET);
     m.attr_str(1, name); // NFTA_TABLE_NAME
     m.end_msg();
 }
@@ -189,7 +189,7 @@ pub fn base_chain(
     hook: u32,
     prio: i32,
 ) {
-    m.nft_msg(MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK, seq, NFPROTO_INET);
+    m.nft_msg(MSG_NEWCHAIN, NLM_F_CREATE, seq, NFPROTO_INET);
     m.attr_str(1, table); // NFTA_CHAIN_TABLE
     m.attr_str(3, name); // NFTA_CHAIN_NAME
     m.attr_str(7, kind); // NFTA_CHAIN_TYPE
@@ -210,7 +210,7 @@ pub fn map(m: &mut MsgBuf, seq: u32, table: &str, name: &str, id: u32, fam: Fami
         Value::Addr => (fam.addr_type(), a),
         Value::AddrPort => ((fam.addr_type() << TYPE_BITS) | TYPE_INET_SERVICE, a + 4),
     };
-    m.nft_msg(MSG_NEWSET, NLM_F_CREATE | NLM_F_ACK, seq, NFPROTO_INET);
+    m.nft_msg(MSG_NEWSET, NLM_F_CREATE, seq, NFPROTO_INET);
     m.attr_str(1, table); // NFTA_SET_TABLE
     m.attr_str(2, name); // NFTA_SET_NAME
     m.attr_be32(3, NFT_SET_MAP | NFT_SET_TIMEOUT); // NFTA_SET_FLAGS
@@ -225,12 +225,7 @@ pub fn map(m: &mut MsgBuf, seq: u32, table: &str, name: &str, id: u32, fam: Fami
 }
 
 fn rule_begin(m: &mut MsgBuf, seq: u32, table: &str, chain: &str) {
-    m.nft_msg(
-        MSG_NEWRULE,
-        NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
-        seq,
-        NFPROTO_INET,
-    );
+    m.nft_msg(MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, seq, NFPROTO_INET);
     m.attr_str(1, table); // NFTA_RULE_TABLE
     m.attr_str(2, chain); // NFTA_RULE_CHAIN
     m.nest_begin(4); // NFTA_RULE_EXPRESSIONS
@@ -411,7 +406,7 @@ pub fn forward_rule(
 
 /// Deletes every rule of a chain (`nft flush chain`).
 pub fn flush_chain(m: &mut MsgBuf, seq: u32, table: &str, chain: &str) {
-    m.nft_msg(MSG_DELRULE, NLM_F_ACK, seq, NFPROTO_INET);
+    m.nft_msg(MSG_DELRULE, 0, seq, NFPROTO_INET);
     m.attr_str(1, table); // NFTA_RULE_TABLE
     m.attr_str(2, chain); // NFTA_RULE_CHAIN
     m.end_msg();
@@ -448,7 +443,7 @@ pub fn add_element(
     data: &[u8],
     timeout_ms: Option<u64>,
 ) {
-    let flags = NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+    let flags = NLM_F_CREATE | NLM_F_EXCL;
     element(
         m,
         MSG_NEWSETELEM,
@@ -466,7 +461,7 @@ pub fn del_element(m: &mut MsgBuf, seq: u32, table: &str, set: &str, key: &[u8],
         Del::Delete => MSG_DELSETELEM,
         Del::Destroy => MSG_DESTROYSETELEM,
     };
-    element(m, msg, NLM_F_ACK, seq, (table, set), key, None, None);
+    element(m, msg, 0, seq, (table, set), key, None, None);
 }
 
 #[allow(clippy::too_many_arguments)]

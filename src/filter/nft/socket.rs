@@ -154,39 +154,46 @@ impl NlSocket {
         Ok(())
     }
 
-    /// One datagram into `rx`, waiting at most `timeout_ms`.
+    /// One datagram into `rx`, waiting at most `timeout_ms`. The kernel
+    /// answers a request while it is being sent (netlink runs the handler
+    /// in the sender's call), so the answer is usually there already: a
+    /// non-blocking read first, and poll(2) only when it is not.
     fn recv(&mut self, timeout_ms: libc::c_int) -> io::Result<usize> {
         loop {
+            // SAFETY: rx is a writable buffer of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.rx.as_mut_ptr().cast(),
+                    self.rx.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {}
+                _ => return Err(e),
+            }
             let mut pfd = libc::pollfd {
                 fd: self.fd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
             // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-            if r == 0 {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            // SAFETY: rx is a writable buffer of its length.
-            let n = match r {
-                1.. => unsafe {
-                    libc::recv(
-                        self.fd.as_raw_fd(),
-                        self.rx.as_mut_ptr().cast(),
-                        self.rx.len(),
-                        0,
-                    )
-                },
-                _ => -1,
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            match unsafe { libc::poll(&mut pfd, 1, timeout_ms) } {
+                0 => return Err(io::ErrorKind::TimedOut.into()),
+                1.. => {}
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
                 }
-                return Err(e);
             }
-            return Ok(n as usize);
         }
     }
 }

@@ -1,24 +1,16 @@
 #!/usr/bin/env python3
-"""One FTP path measured from the client namespace (bench/run.sh).
+"""Bulk transfers through one FTP path, from the client namespace
+(bench/run.sh; the control rows are bench/control.py).
 
-ftpbench.py HOST PORT BIGFILE BIGSIZE
+bulk.py HOST PORT BIGFILE BIGSIZE
 Prints one JSON object:
-  down_mbs, up_mbs    1 GiB passive download / active upload, MB/s, best of 3
-  noop_med_us, noop_p99_us   1,000 sequential commands on one session:
-                      TYPE I, a round trip every server and proxy here
-                      relays (ProFTPD mod_proxy 0.9.2 in reverse mode answers
-                      NOOP, PWD, SYST and SIZE itself with 530)
-  list_per_s          PASV + LIST round trips on one session, 3 s
-  sess_seq_per_s      connect + login + quit, one after the other, 3 s
-  sess_par_per_s      the same from 50 threads at once, 3 s
+  down_mbs, up_mbs    passive download / active upload, MB/s, best of 3
 Every transfer is checked: the byte count must be BIGSIZE.
 """
 import ftplib
 import json
 import os
-import statistics
 import sys
-import threading
 import time
 
 CHUNK = 1 << 20
@@ -80,59 +72,6 @@ def upload(host, port, size, n):
     return size / dt / 1e6
 
 
-def noops(host, port, n=1000):
-    f = login(host, port)
-    lat = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f.voidcmd("TYPE I")
-        lat.append((time.perf_counter() - t) * 1e6)
-    f.quit()
-    lat.sort()
-    return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
-
-
-def listings(host, port, secs=3.0):
-    f = login(host, port)
-    f.set_pasv(True)
-    n, end = 0, time.perf_counter() + secs
-    t = time.perf_counter()
-    while time.perf_counter() < end:
-        lines = []
-        f.retrlines("LIST", lines.append)
-        if not lines:
-            raise SystemExit("empty listing")
-        n += 1
-    dt = time.perf_counter() - t
-    f.quit()
-    return n / dt
-
-
-def sessions(host, port, threads, secs=3.0):
-    count = [0] * threads
-    errors = []
-    end = time.perf_counter() + secs
-
-    def run(i):
-        try:
-            while time.perf_counter() < end:
-                login(host, port).quit()
-                count[i] += 1
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-
-    t = time.perf_counter()
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for x in ts:
-        x.start()
-    for x in ts:
-        x.join()
-    dt = time.perf_counter() - t
-    if errors:
-        raise SystemExit(f"sessions: {len(errors)} failed, first: {errors[0]}")
-    return sum(count) / dt
-
-
 def measured(out, keys, f):
     """Runs one measurement; a failure is recorded, not hidden."""
     try:
@@ -149,10 +88,6 @@ def main(argv):
     out = {}
     measured(out, ["down_mbs"], lambda: max(download(host, port, big, size) for _ in range(3)))
     measured(out, ["up_mbs"], lambda: max(upload(host, port, size, i) for i in range(3)))
-    measured(out, ["noop_med_us", "noop_p99_us"], lambda: noops(host, port))
-    measured(out, ["list_per_s"], lambda: listings(host, port))
-    measured(out, ["sess_seq_per_s"], lambda: sessions(host, port, 1))
-    measured(out, ["sess_par_per_s"], lambda: sessions(host, port, 50))
     print(json.dumps(out))
 
 
