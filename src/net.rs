@@ -196,10 +196,19 @@ pub fn set_transparent<S: AsRawFd>(sock: &S, ipv6: bool) -> io::Result<()> {
     }
 }
 
-/// SIOCATMARK from linux/sockios.h; `_IOR('s', 7, int)` on the BSDs.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// SIOCATMARK: 0x8905 in asm-generic/sockios.h. MIPS Linux (the SoC of
+/// many routers) spells it `_IOR('s', 7, int)`, as the BSDs do; there the
+/// generic number is no ioctl at all and every urgent byte would end its
+/// session (found by `readiness::tests` under qemu-mips).
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    not(any(target_arch = "mips", target_arch = "mips64"))
+))]
 const SIOCATMARK: u32 = 0x8905;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(all(
+    any(target_os = "linux", target_os = "android"),
+    not(any(target_arch = "mips", target_arch = "mips64"))
+)))]
 const SIOCATMARK: u32 = 0x4004_7307;
 
 /// Keeps TCP urgent data in the byte stream (SO_OOBINLINE), so the proxy
