@@ -77,6 +77,15 @@ fn server_token(i: usize) -> Token {
     Token(FIRST + 2 * i + 1)
 }
 
+/// The slot and side a session token names: the inverse of the two above.
+fn session_of(Token(t): Token) -> (usize, Side) {
+    let side = match (t - FIRST) % 2 {
+        0 => Side::Client,
+        _ => Side::Server,
+    };
+    ((t - FIRST) / 2, side)
+}
+
 impl Proxy {
     /// Everything is allocated here, once: the slab, the ready list, the
     /// event list.
@@ -142,11 +151,8 @@ impl Proxy {
                             return Ok(());
                         }
                     }
-                    Token(t) => {
-                        let (i, side) = match (t - FIRST) % 2 {
-                            0 => ((t - FIRST) / 2, Side::Client),
-                            _ => ((t - FIRST) / 2, Side::Server),
-                        };
+                    token => {
+                        let (i, side) = session_of(token);
                         if let Some(s) = self.sessions.get_mut(i) {
                             s.on_event(side, ev);
                             self.mark_ready(i);
