@@ -141,7 +141,7 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -t timeout      idle timeout of the control connection, 1..86400 s
                   (default 86400)
   -u user         user to run as, when started as root (default _ftp_proxy,
-                  or nobody if there is none)
+                  on FreeBSD then proxy, then nobody)
   -v              log the first packet of data connections; twice: log all
                   their packets (needs -T)
   -h              this help
@@ -229,9 +229,37 @@ fn tc_class(s: &str) -> Result<u32, ConfigError> {
     parsed.ok_or_else(|| ConfigError::Bad(format!("-q {s}: not a tc class MAJOR:MINOR (hex)")))
 }
 
+/// The packet filter a command line is meant for: a few options differ
+/// between them (`-T`, `-q`; `-i`, `-o`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// Linux: `-T` a conntrack mark, `-q` a tc class; `-i`/`-o` intercept.
+    Nft,
+    /// OpenBSD, FreeBSD: `-T` and `-q` are names; pf.conf intercepts.
+    Pf,
+}
+
+impl Filter {
+    /// The one this binary drives.
+    pub const HOST: Filter = if cfg!(target_os = "linux") {
+        Filter::Nft
+    } else {
+        Filter::Pf
+    };
+}
+
 impl Config {
-    /// Parses `args` (without the program name).
+    /// Parses `args` (without the program name) for this host's filter.
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Config, ConfigError> {
+        Config::parse_for(Filter::HOST, args)
+    }
+
+    /// Parses `args` as the daemon built for `filter` would (the package
+    /// tests check BSD command lines on Linux with it).
+    pub fn parse_for<I: IntoIterator<Item = String>>(
+        filter: Filter,
+        args: I,
+    ) -> Result<Config, ConfigError> {
         let mut o = getopts::Options::new();
         o.parsing_style(getopts::ParsingStyle::StopAtFirstFree);
         for (f, d) in [
@@ -297,8 +325,7 @@ impl Config {
         c.queue_name = m.opt_str("q");
         c.tag_name = m.opt_str("T");
         // nftables: a tc class and a conntrack mark; pf takes names.
-        #[cfg(target_os = "linux")]
-        if let Some(s) = m.opt_str("q") {
+        if let (Filter::Nft, Some(s)) = (filter, m.opt_str("q")) {
             c.queue = Some(tc_class(&s)?);
         }
         for (opt, v) in [("T", &c.tag_name), ("q", &c.queue_name)] {
@@ -311,8 +338,7 @@ impl Config {
         if let Some(s) = m.opt_str("R") {
             c.reverse_addr = Some(server_address(&s, c.ipv6)?);
         }
-        #[cfg(target_os = "linux")]
-        if let Some(s) = m.opt_str("T") {
+        if let (Filter::Nft, Some(s)) = (filter, m.opt_str("T")) {
             c.tag = Some(number("T", &s, 1, u32::MAX.into())? as u32);
         }
         if let Some(s) = m.opt_str("t") {
@@ -321,12 +347,12 @@ impl Config {
         c.intercept = interfaces("i", m.opt_strs("i"))?;
         c.egress = interfaces("o", m.opt_strs("o"))?;
         c.instance = instance(m.opt_str("n"), c.listen_addr, c.listen_port)?;
-        c.check()?;
+        c.check(filter)?;
         Ok(c)
     }
 
     /// Rules that span several options.
-    fn check(&self) -> Result<(), ConfigError> {
+    fn check(&self, filter: Filter) -> Result<(), ConfigError> {
         let fam_ok = |a: &IpAddr| a.is_ipv6() == self.ipv6;
         let fam = if self.ipv6 { "IPv6 (-6)" } else { "IPv4" };
         for (opt, a) in [
@@ -340,12 +366,19 @@ impl Config {
                 }
             }
         }
+        let nft = filter == Filter::Nft;
         // nftables finds the later packets of a data connection by its mark.
-        if cfg!(target_os = "linux") && self.queue_name.is_some() && self.tag_name.is_none() {
+        if nft && self.queue_name.is_some() && self.tag_name.is_none() {
             return bad("-q needs -T: the queue is applied to connections carrying the tag".into());
         }
-        if cfg!(target_os = "linux") && self.verbose > 1 && self.tag_name.is_none() {
+        if nft && self.verbose > 1 && self.tag_name.is_none() {
             return bad("-vv needs -T: every packet is logged by its conntrack mark".into());
+        }
+        if !nft && (!self.intercept.is_empty() || !self.egress.is_empty()) {
+            return bad(
+                "-i and -o are for nftables: on pf, intercept in pf.conf (rdr-to or divert-to)"
+                    .into(),
+            );
         }
         if !self.egress.is_empty() && self.reverse_addr.is_some() {
             return bad("-o and -R exclude each other: -R names the one server".into());
@@ -367,6 +400,24 @@ mod tests {
 
     fn p(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn pf_and_nftables_read_tag_and_queue_differently() {
+        let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let pf = Config::parse_for(Filter::Pf, args("-T FTPDATA -q ftp_q -vv")).unwrap();
+        assert_eq!(pf.tag_name.as_deref(), Some("FTPDATA"));
+        assert_eq!(pf.queue_name.as_deref(), Some("ftp_q"));
+        assert_eq!((pf.tag, pf.queue, pf.verbose), (None, None, 2));
+        // pf logs every packet with its own `log (all)`: no tag needed.
+        assert!(Config::parse_for(Filter::Pf, args("-vv")).is_ok());
+        assert!(Config::parse_for(Filter::Nft, args("-vv")).is_err());
+        assert!(Config::parse_for(Filter::Nft, args("-T FTPDATA")).is_err());
+        let nft = Config::parse_for(Filter::Nft, args("-T 7 -q 1:10")).unwrap();
+        assert_eq!((nft.tag, nft.queue), (Some(7), Some(0x0001_0010)));
+        let e = Config::parse_for(Filter::Pf, args("-b 198.18.0.1 -i em0")).unwrap_err();
+        assert!(matches!(e, ConfigError::Bad(m) if m.contains("pf.conf")));
+        assert!(Config::parse_for(Filter::Pf, args("-o em1")).is_err());
     }
 
     #[test]

@@ -15,10 +15,13 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 
-/// The user `prepare` looks for first, as on OpenBSD.
-pub const DEFAULT_USER: &str = "_ftp_proxy";
-/// The user taken when `DEFAULT_USER` does not exist.
-pub const FALLBACK_USER: &str = "nobody";
+/// The users `prepare` looks for, in order, without `-u`: OpenBSD's
+/// `_ftp_proxy`; on FreeBSD `proxy`, which its own ftp-proxy runs as (and
+/// pfSense and OPNsense ship); then `nobody`.
+#[cfg(target_os = "freebsd")]
+pub const DEFAULT_USERS: &[&str] = &["_ftp_proxy", "proxy", "nobody"];
+#[cfg(not(target_os = "freebsd"))]
+pub const DEFAULT_USERS: &[&str] = &["_ftp_proxy", "nobody"];
 pub const DEFAULT_CHROOT: &str = "/var/empty";
 
 #[cfg(target_os = "linux")]
@@ -106,19 +109,23 @@ pub fn parse_group(text: &str, gid: u32) -> Option<&str> {
 fn lookup(user: Option<&str>) -> Result<(String, u32, u32), PrivError> {
     let text = fs::read_to_string("/etc/passwd")
         .map_err(|e| PrivError(format!("cannot read /etc/passwd: {e}")))?;
-    let (names, n) = match user {
-        Some(u) => ([u, ""], 1),
-        None => ([DEFAULT_USER, FALLBACK_USER], 2),
-    };
-    for name in &names[..n] {
-        if let Some((uid, gid)) = parse_passwd(&text, name) {
+    match user {
+        Some(u) => pick_user(&text, &[u]),
+        None => pick_user(&text, DEFAULT_USERS),
+    }
+}
+
+/// The first of `names` in passwd `text`, if it is unprivileged.
+fn pick_user(text: &str, names: &[&str]) -> Result<(String, u32, u32), PrivError> {
+    for name in names {
+        if let Some((uid, gid)) = parse_passwd(text, name) {
             unprivileged(name, uid, gid)?;
             return Ok((name.to_string(), uid, gid));
         }
     }
     err(format!(
         "no user {} in /etc/passwd: create it or pick one with -u",
-        names[..n].join(" or ")
+        names.join(" or ")
     ))
 }
 
@@ -429,6 +436,34 @@ mod tests {
         let g = "root:x:0:\nnogroup:x:65534:\nbad:x:x:\n";
         assert_eq!(parse_group(g, 65534), Some("nogroup"));
         assert_eq!(parse_group(g, 7), None);
+    }
+
+    #[test]
+    fn default_users_in_order() {
+        // FreeBSD's base system has `proxy` (its ftp-proxy's user), and
+        // pfSense and OPNsense keep it; no `_ftp_proxy` there.
+        let freebsd = "root:*:0:0::/root:/bin/sh\n\
+                       nobody:*:65534:65534::/nonexistent:/usr/sbin/nologin\n\
+                       proxy:*:62:62:Packet Filter pseudo-user:/nonexistent:/usr/sbin/nologin\n";
+        let want = if cfg!(target_os = "freebsd") {
+            ("proxy", 62)
+        } else {
+            ("nobody", 65534)
+        };
+        let got = pick_user(freebsd, DEFAULT_USERS).unwrap();
+        assert_eq!((got.0.as_str(), got.1), want);
+        assert_eq!(
+            pick_user(freebsd, &["_ftp_proxy", "proxy", "nobody"])
+                .unwrap()
+                .0,
+            "proxy"
+        );
+        let openbsd = format!("{freebsd}_ftp_proxy:*:71:71::/nonexistent:/sbin/nologin\n");
+        assert_eq!(pick_user(&openbsd, DEFAULT_USERS).unwrap().1, 71);
+        let e = pick_user("root:*:0:0::/:/bin/sh\n", &["root"]).unwrap_err();
+        assert!(e.0.contains("is root"), "{}", e.0);
+        let e = pick_user("", DEFAULT_USERS).unwrap_err();
+        assert!(e.0.contains("no user _ftp_proxy or"), "{}", e.0);
     }
 
     #[test]

@@ -59,12 +59,22 @@ impl Common {
     ) -> Result<Common, FilterError> {
         let dev = open(cfg)?;
         let mut status = S::default();
-        ioctl(&dev, status_req, &mut status, "DIOCGETSTATUS")?;
-        if !running(&status) {
-            return Err(FilterError::Kernel(
-                "pf is disabled (pfctl -e)",
-                libc::ENXIO,
-            ));
+        match ioctl(&dev, status_req, &mut status, "DIOCGETSTATUS") {
+            Ok(()) if !running(&status) => {
+                return Err(FilterError::Kernel(
+                    "pf is disabled (pfctl -e)",
+                    libc::ENXIO,
+                ))
+            }
+            Ok(()) => {}
+            // A kernel without the ioctl (FreeBSD 15) cannot say; the
+            // first transaction will, with its own error.
+            Err(FilterError::Kernel(_, libc::ENODEV | libc::ENOTTY | libc::EINVAL)) => {
+                log::warn!(
+                    "pf: DIOCGETSTATUS unknown to this kernel; not checking that pf is enabled"
+                );
+            }
+            Err(e) => return Err(e),
         }
         Ok(Common {
             dev,

@@ -197,7 +197,11 @@ pub use super::openbsd::{PfiocTrans, PfiocTransE};
 zeroed_default!(PfRule, PfiocPooladdr, PfiocRule, PfStatus);
 
 pub const DIOCADDRULE: u64 = iowr(b'D', 4, size_of::<PfiocRule>());
+/// Gone from FreeBSD 15, whose pfvar.h keeps only DIOCGETSTATUSNV (an
+/// nvlist in `struct pfioc_nv`, three words) at 'D' 21: `dev::Common::open`
+/// takes "unknown ioctl" as "cannot tell", not as "pf is off".
 pub const DIOCGETSTATUS: u64 = iowr(b'D', 21, size_of::<PfStatus>());
+pub const DIOCGETSTATUSNV: u64 = iowr(b'D', 21, 3 * size_of::<usize>());
 pub const DIOCNATLOOK: u64 = iowr(b'D', 23, size_of::<PfiocNatlook>());
 pub const DIOCBEGINADDRS: u64 = iowr(b'D', 51, size_of::<PfiocPooladdr>());
 pub const DIOCADDADDR: u64 = iowr(b'D', 52, size_of::<PfiocPooladdr>());
@@ -206,80 +210,132 @@ pub use super::openbsd::{DIOCXBEGIN, DIOCXCOMMIT, DIOCXROLLBACK};
 
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
-    //! Sizes and offsets printed by gcc -m64 for the structure definitions
-    //! of FreeBSD's pf.h/pfvar.h (amd64).
+    //! Every size, offset and ioctl number clang printed for the real
+    //! pf.h/pfvar.h (bsd/abi/pf-layout.txt), against these declarations.
     use super::*;
-    use crate::filter::pf::offset;
+    use crate::filter::pf::{check_layout, offset};
 
     #[test]
-    fn sizes_match_pf_h() {
-        assert_eq!(size_of::<PfRuleAddr>(), 56);
-        assert_eq!(size_of::<PfPooladdr>(), 88);
-        assert_eq!(size_of::<PfPool>(), 72);
-        assert_eq!(size_of::<PfRule>(), 976);
-        assert_eq!(size_of::<PfiocPooladdr>(), 1136);
-        assert_eq!(size_of::<PfiocRule>(), 3040);
-        assert_eq!(size_of::<PfiocNatlook>(), 76);
-        assert_eq!(size_of::<PfStatus>(), 416);
-    }
-
-    #[test]
-    fn offsets_match_pf_h() {
-        let a = PfPooladdr::default();
-        assert_eq!(offset(&a, &a.entries), 48);
-        assert_eq!(offset(&a, &a.ifname), 64);
-        assert_eq!(offset(&a, &a.kif), 80);
-        let p = PfPool::default();
-        assert_eq!(offset(&p, &p.cur), 16);
-        assert_eq!(offset(&p, &p.key), 24);
-        assert_eq!(offset(&p, &p.counter), 40);
-        assert_eq!(offset(&p, &p.tblidx), 56);
-        assert_eq!(offset(&p, &p.proxy_port), 60);
-        assert_eq!(offset(&p, &p.opts), 64);
-        let r = PfRule::default();
-        for (got, want, name) in [
-            (offset(&r, &r.skip), 112, "skip"),
-            (offset(&r, &r.label), 176, "label"),
-            (offset(&r, &r.qname), 256, "qname"),
-            (offset(&r, &r.tagname), 384, "tagname"),
-            (offset(&r, &r.entries), 544, "entries"),
-            (offset(&r, &r.rpool), 560, "rpool"),
-            (offset(&r, &r.evaluations), 632, "evaluations"),
-            (offset(&r, &r.os_fingerprint), 696, "os_fingerprint"),
-            (offset(&r, &r.rtableid), 700, "rtableid"),
-            (offset(&r, &r.timeout), 704, "timeout"),
-            (offset(&r, &r.max_states), 784, "max_states"),
-            (offset(&r, &r.states_cur), 840, "states_cur"),
-            (offset(&r, &r.return_icmp), 864, "return_icmp"),
-            (offset(&r, &r.uid), 876, "uid"),
-            (offset(&r, &r.rule_flag), 900, "rule_flag"),
-            (offset(&r, &r.action), 904, "action"),
-            (offset(&r, &r.quick), 908, "quick"),
-            (offset(&r, &r.natpass), 911, "natpass"),
-            (offset(&r, &r.keep_state), 912, "keep_state"),
-            (offset(&r, &r.af), 913, "af"),
-            (offset(&r, &r.flags), 917, "flags"),
-            (offset(&r, &r.prio), 928, "prio"),
-            (offset(&r, &r.set_prio), 929, "set_prio"),
-            (offset(&r, &r.divert_addr), 932, "divert"),
-            (offset(&r, &r.u_states_cur), 952, "u_states_cur"),
-        ] {
-            assert_eq!(got, want, "pf_rule.{name}");
-        }
-        let pp = PfiocPooladdr::default();
-        assert_eq!(offset(&pp, &pp.anchor), 19);
-        assert_eq!(offset(&pp, &pp.addr), 1048);
-        let io = PfiocRule::default();
-        assert_eq!(offset(&io, &io.anchor), 16);
-        assert_eq!(offset(&io, &io.anchor_call), 1040);
-        assert_eq!(offset(&io, &io.rule), 2064);
-        let n = PfiocNatlook::default();
-        assert_eq!(offset(&n, &n.rdaddr), 48);
-        assert_eq!(offset(&n, &n.sport), 64);
-        assert_eq!(offset(&n, &n.rdport), 70);
-        assert_eq!(offset(&n, &n.af), 72);
-        let s = PfStatus::default();
-        assert_eq!(offset(&s, &s.running), 360);
-        assert_eq!(offset(&s, &s.ifname), 384);
+    fn layout_matches_the_real_pf_h() {
+        let (w, a, p) = (
+            PfAddrWrap::default(),
+            PfRuleAddr::default(),
+            PfPool::default(),
+        );
+        let (pa, r, io) = (
+            PfPooladdr::default(),
+            PfRule::default(),
+            PfiocRule::default(),
+        );
+        let (pp, n, s) = (
+            PfiocPooladdr::default(),
+            PfiocNatlook::default(),
+            PfStatus::default(),
+        );
+        let e = PfiocTransE::default();
+        let t = PfiocTrans {
+            size: 0,
+            esize: 0,
+            array: std::ptr::null_mut(),
+        };
+        let o = |base: usize| base as u64;
+        check_layout(
+            "freebsd",
+            &[
+                ("size__pf_addr", size_of::<PfAddr>() as u64),
+                ("size__pf_addr_wrap", size_of::<PfAddrWrap>() as u64),
+                ("size__pf_rule_addr", size_of::<PfRuleAddr>() as u64),
+                ("size__pf_pool", size_of::<PfPool>() as u64),
+                ("size__pf_rule", size_of::<PfRule>() as u64),
+                ("size__pfioc_rule", size_of::<PfiocRule>() as u64),
+                ("size__pfioc_trans_e", size_of::<PfiocTransE>() as u64),
+                ("size__pfioc_trans", size_of::<PfiocTrans>() as u64),
+                ("size__pf_status", size_of::<PfStatus>() as u64),
+                ("size__pf_pooladdr", size_of::<PfPooladdr>() as u64),
+                ("size__pfioc_pooladdr", size_of::<PfiocPooladdr>() as u64),
+                ("size__pfioc_natlook", size_of::<PfiocNatlook>() as u64),
+                ("off__pf_addr_wrap__p", o(offset(&w, &w.p))),
+                ("off__pf_addr_wrap__type", o(offset(&w, &w.kind))),
+                ("off__pf_rule_addr__port", o(offset(&a, &a.port))),
+                ("off__pf_rule_addr__port_op", o(offset(&a, &a.port_op))),
+                ("off__pf_pooladdr__entries", o(offset(&pa, &pa.entries))),
+                ("off__pf_pooladdr__ifname", o(offset(&pa, &pa.ifname))),
+                ("off__pf_pooladdr__kif", o(offset(&pa, &pa.kif))),
+                ("off__pf_pool__cur", o(offset(&p, &p.cur))),
+                ("off__pf_pool__key", o(offset(&p, &p.key))),
+                ("off__pf_pool__counter", o(offset(&p, &p.counter))),
+                ("off__pf_pool__tblidx", o(offset(&p, &p.tblidx))),
+                ("off__pf_pool__proxy_port", o(offset(&p, &p.proxy_port))),
+                ("off__pf_pool__opts", o(offset(&p, &p.opts))),
+                ("off__pf_rule__dst", o(offset(&r, &r.dst))),
+                ("off__pf_rule__skip", o(offset(&r, &r.skip))),
+                ("off__pf_rule__label", o(offset(&r, &r.label))),
+                ("off__pf_rule__qname", o(offset(&r, &r.qname))),
+                ("off__pf_rule__tagname", o(offset(&r, &r.tagname))),
+                ("off__pf_rule__entries", o(offset(&r, &r.entries))),
+                ("off__pf_rule__rpool", o(offset(&r, &r.rpool))),
+                ("off__pf_rule__evaluations", o(offset(&r, &r.evaluations))),
+                (
+                    "off__pf_rule__os_fingerprint",
+                    o(offset(&r, &r.os_fingerprint)),
+                ),
+                ("off__pf_rule__rtableid", o(offset(&r, &r.rtableid))),
+                ("off__pf_rule__timeout", o(offset(&r, &r.timeout))),
+                ("off__pf_rule__max_states", o(offset(&r, &r.max_states))),
+                ("off__pf_rule__cuid", o(offset(&r, &r.cuid))),
+                ("off__pf_rule__states_cur", o(offset(&r, &r.states_cur))),
+                ("off__pf_rule__return_icmp", o(offset(&r, &r.return_icmp))),
+                ("off__pf_rule__uid", o(offset(&r, &r.uid))),
+                ("off__pf_rule__rule_flag", o(offset(&r, &r.rule_flag))),
+                ("off__pf_rule__action", o(offset(&r, &r.action))),
+                ("off__pf_rule__log", o(offset(&r, &r.log))),
+                ("off__pf_rule__quick", o(offset(&r, &r.quick))),
+                ("off__pf_rule__natpass", o(offset(&r, &r.natpass))),
+                ("off__pf_rule__keep_state", o(offset(&r, &r.keep_state))),
+                ("off__pf_rule__af", o(offset(&r, &r.af))),
+                ("off__pf_rule__proto", o(offset(&r, &r.proto))),
+                ("off__pf_rule__type", o(offset(&r, &r.kind))),
+                ("off__pf_rule__flags", o(offset(&r, &r.flags))),
+                ("off__pf_rule__flagset", o(offset(&r, &r.flagset))),
+                ("off__pf_rule__prio", o(offset(&r, &r.prio))),
+                ("off__pf_rule__set_prio", o(offset(&r, &r.set_prio))),
+                ("off__pf_rule__divert", o(offset(&r, &r.divert_addr))),
+                ("off__pf_rule__u_states_cur", o(offset(&r, &r.u_states_cur))),
+                ("off__pfioc_rule__ticket", o(offset(&io, &io.ticket))),
+                (
+                    "off__pfioc_rule__pool_ticket",
+                    o(offset(&io, &io.pool_ticket)),
+                ),
+                ("off__pfioc_rule__anchor", o(offset(&io, &io.anchor))),
+                (
+                    "off__pfioc_rule__anchor_call",
+                    o(offset(&io, &io.anchor_call)),
+                ),
+                ("off__pfioc_rule__rule", o(offset(&io, &io.rule))),
+                ("off__pfioc_pooladdr__ticket", o(offset(&pp, &pp.ticket))),
+                ("off__pfioc_pooladdr__af", o(offset(&pp, &pp.af))),
+                ("off__pfioc_pooladdr__anchor", o(offset(&pp, &pp.anchor))),
+                ("off__pfioc_pooladdr__addr", o(offset(&pp, &pp.addr))),
+                ("off__pfioc_natlook__rdaddr", o(offset(&n, &n.rdaddr))),
+                ("off__pfioc_natlook__sport", o(offset(&n, &n.sport))),
+                ("off__pfioc_natlook__rdport", o(offset(&n, &n.rdport))),
+                ("off__pfioc_natlook__af", o(offset(&n, &n.af))),
+                ("off__pfioc_natlook__direction", o(offset(&n, &n.direction))),
+                ("off__pfioc_trans_e__anchor", o(offset(&e, &e.anchor))),
+                ("off__pfioc_trans_e__ticket", o(offset(&e, &e.ticket))),
+                ("off__pfioc_trans__array", o(offset(&t, &t.array))),
+                ("off__pf_status__running", o(offset(&s, &s.running))),
+                ("off__pf_status__ifname", o(offset(&s, &s.ifname))),
+                ("ioc__DIOCADDRULE", DIOCADDRULE),
+                ("ioc__DIOCGETSTATUS", DIOCGETSTATUS),
+                ("ioc__DIOCGETSTATUSNV", DIOCGETSTATUSNV),
+                ("ioc__DIOCNATLOOK", DIOCNATLOOK),
+                ("ioc__DIOCBEGINADDRS", DIOCBEGINADDRS),
+                ("ioc__DIOCADDADDR", DIOCADDADDR),
+                ("ioc__DIOCXBEGIN", DIOCXBEGIN),
+                ("ioc__DIOCXCOMMIT", DIOCXCOMMIT),
+                ("ioc__DIOCXROLLBACK", DIOCXROLLBACK),
+            ],
+        );
     }
 }

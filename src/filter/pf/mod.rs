@@ -43,3 +43,33 @@ pub use dev_openbsd::Pf;
 pub fn offset<T, F>(base: &T, field: &F) -> usize {
     field as *const F as usize - base as *const T as usize
 }
+
+/// The layout tests: every value bsd/abi/probe.sh printed for `os` from the
+/// real headers (bsd/abi/pf-layout.txt) must be in `ours`, and equal.
+#[cfg(all(test, target_pointer_width = "64"))]
+pub fn check_layout(os: &str, ours: &[(&str, u64)]) {
+    let file = include_str!("../../../bsd/abi/pf-layout.txt");
+    let mut checked = 0;
+    for line in file.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [o, name, want] = f[..] else {
+            panic!("pf-layout.txt: bad line {line:?}");
+        };
+        if o != os {
+            continue;
+        }
+        let want: u64 = want.parse().expect("pf-layout.txt: a number");
+        let got = ours
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{os}: {name} is in the headers but not checked here"))
+            .1;
+        assert_eq!(got, want, "{os} {name}: ours {got}, the headers {want}");
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        ours.len(),
+        "{os}: a value here has no line in pf-layout.txt"
+    );
+}

@@ -248,96 +248,110 @@ pub const DIOCXROLLBACK: u64 = iowr(b'D', 83, size_of::<PfiocTrans>());
 
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
-    //! Sizes and offsets printed by gcc -m64 for the structure definitions
-    //! of pfvar.h 1.543 (amd64 and arm64 share them: LP64).
+    //! Every size, offset and ioctl number clang printed for the real
+    //! pfvar.h 1.543 (bsd/abi/pf-layout.txt), against these declarations.
     use super::*;
-    use crate::filter::pf::offset;
+    use crate::filter::pf::{check_layout, offset};
 
     #[test]
-    fn sizes_match_pfvar_h() {
-        assert_eq!(size_of::<PfAddr>(), 16);
-        assert_eq!(size_of::<PfAddrWrap>(), 48);
-        assert_eq!(size_of::<PfRuleAddr>(), 56);
-        assert_eq!(size_of::<PfPool>(), 136);
-        assert_eq!(size_of::<PfRule>(), 1344);
-        assert_eq!(size_of::<PfiocRule>(), 3408);
-        assert_eq!(size_of::<PfiocTransE>(), 1032);
-        assert_eq!(size_of::<PfiocTrans>(), 16);
-        assert_eq!(size_of::<PfStatus>(), 520);
-    }
-
-    #[test]
-    fn offsets_match_pfvar_h() {
-        let w = PfAddrWrap::default();
-        assert_eq!(offset(&w, &w.p), 32);
-        assert_eq!(offset(&w, &w.kind), 40);
-        let a = PfRuleAddr::default();
-        assert_eq!(offset(&a, &a.port), 48);
-        assert_eq!(offset(&a, &a.port_op), 53);
-        let p = PfPool::default();
-        assert_eq!(offset(&p, &p.key), 48);
-        assert_eq!(offset(&p, &p.counter), 64);
-        assert_eq!(offset(&p, &p.kif), 96);
-        assert_eq!(offset(&p, &p.states), 112);
-        assert_eq!(offset(&p, &p.proxy_port), 126);
-        assert_eq!(offset(&p, &p.opts), 131);
-        let r = PfRule::default();
-        for (got, want, name) in [
-            (offset(&r, &r.dst), 56, "dst"),
-            (offset(&r, &r.skip), 112, "skip"),
-            (offset(&r, &r.label), 184, "label"),
-            (offset(&r, &r.qname), 280, "qname"),
-            (offset(&r, &r.tagname), 408, "tagname"),
-            (offset(&r, &r.entries), 568, "entries"),
-            (offset(&r, &r.nat), 584, "nat"),
-            (offset(&r, &r.rdr), 720, "rdr"),
-            (offset(&r, &r.route), 856, "route"),
-            (offset(&r, &r.pktrate), 992, "pktrate"),
-            (offset(&r, &r.evaluations), 1008, "evaluations"),
-            (offset(&r, &r.kif), 1048, "kif"),
-            (offset(&r, &r.os_fingerprint), 1080, "os_fingerprint"),
-            (offset(&r, &r.rtableid), 1084, "rtableid"),
-            (offset(&r, &r.onrdomain), 1088, "onrdomain"),
-            (offset(&r, &r.timeout), 1092, "timeout"),
-            (offset(&r, &r.max_states), 1180, "max_states"),
-            (offset(&r, &r.cuid), 1228, "cuid"),
-            (offset(&r, &r.return_icmp), 1236, "return_icmp"),
-            (offset(&r, &r.uid), 1252, "uid"),
-            (offset(&r, &r.rule_flag), 1276, "rule_flag"),
-            (offset(&r, &r.action), 1280, "action"),
-            (offset(&r, &r.log), 1282, "log"),
-            (offset(&r, &r.quick), 1284, "quick"),
-            (offset(&r, &r.keep_state), 1287, "keep_state"),
-            (offset(&r, &r.af), 1288, "af"),
-            (offset(&r, &r.proto), 1289, "proto"),
-            (offset(&r, &r.kind), 1290, "type"),
-            (offset(&r, &r.flags), 1294, "flags"),
-            (offset(&r, &r.flagset), 1295, "flagset"),
-            (offset(&r, &r.prio), 1305, "prio"),
-            (offset(&r, &r.set_prio), 1306, "set_prio"),
-            (offset(&r, &r.naf), 1308, "naf"),
-            (offset(&r, &r.divert), 1312, "divert"),
-            (offset(&r, &r.exptime), 1336, "exptime"),
-        ] {
-            assert_eq!(got, want, "pf_rule.{name}");
-        }
-        let io = PfiocRule::default();
-        assert_eq!(offset(&io, &io.anchor), 12);
-        assert_eq!(offset(&io, &io.anchor_call), 1036);
-        assert_eq!(offset(&io, &io.rule), 2064);
-        let e = PfiocTransE::default();
-        assert_eq!(offset(&e, &e.ticket), 1028);
+    fn layout_matches_the_real_pfvar_h() {
+        let (w, a, p) = (
+            PfAddrWrap::default(),
+            PfRuleAddr::default(),
+            PfPool::default(),
+        );
+        let (r, io, e) = (
+            PfRule::default(),
+            PfiocRule::default(),
+            PfiocTransE::default(),
+        );
+        let t = PfiocTrans {
+            size: 0,
+            esize: 0,
+            array: std::ptr::null_mut(),
+        };
         let s = PfStatus::default();
-        assert_eq!(offset(&s, &s.since), 440);
-        assert_eq!(offset(&s, &s.running), 448);
-    }
-
-    #[test]
-    fn ioctl_numbers() {
-        // _IOWR('D', 4, struct pfioc_rule) with sizeof 3408 (0xd50).
-        assert_eq!(DIOCADDRULE, 0xcd50_4404);
-        assert_eq!(DIOCXBEGIN, 0xc010_4451);
-        assert_eq!(DIOCXCOMMIT, 0xc010_4452);
-        assert_eq!(DIOCGETSTATUS, 0xc208_4415);
+        let o = |base: usize| base as u64;
+        check_layout(
+            "openbsd",
+            &[
+                ("size__pf_addr", size_of::<PfAddr>() as u64),
+                ("size__pf_addr_wrap", size_of::<PfAddrWrap>() as u64),
+                ("size__pf_rule_addr", size_of::<PfRuleAddr>() as u64),
+                ("size__pf_pool", size_of::<PfPool>() as u64),
+                ("size__pf_rule", size_of::<PfRule>() as u64),
+                ("size__pfioc_rule", size_of::<PfiocRule>() as u64),
+                ("size__pfioc_trans_e", size_of::<PfiocTransE>() as u64),
+                ("size__pfioc_trans", size_of::<PfiocTrans>() as u64),
+                ("size__pf_status", size_of::<PfStatus>() as u64),
+                ("off__pf_addr_wrap__p", o(offset(&w, &w.p))),
+                ("off__pf_addr_wrap__type", o(offset(&w, &w.kind))),
+                ("off__pf_rule_addr__port", o(offset(&a, &a.port))),
+                ("off__pf_rule_addr__port_op", o(offset(&a, &a.port_op))),
+                ("off__pf_pool__key", o(offset(&p, &p.key))),
+                ("off__pf_pool__counter", o(offset(&p, &p.counter))),
+                ("off__pf_pool__tblidx", o(offset(&p, &p.tblidx))),
+                ("off__pf_pool__proxy_port", o(offset(&p, &p.proxy_port))),
+                ("off__pf_pool__opts", o(offset(&p, &p.opts))),
+                ("off__pf_pool__kif", o(offset(&p, &p.kif))),
+                ("off__pf_pool__states", o(offset(&p, &p.states))),
+                ("off__pf_rule__dst", o(offset(&r, &r.dst))),
+                ("off__pf_rule__skip", o(offset(&r, &r.skip))),
+                ("off__pf_rule__label", o(offset(&r, &r.label))),
+                ("off__pf_rule__qname", o(offset(&r, &r.qname))),
+                ("off__pf_rule__tagname", o(offset(&r, &r.tagname))),
+                ("off__pf_rule__entries", o(offset(&r, &r.entries))),
+                ("off__pf_rule__nat", o(offset(&r, &r.nat))),
+                ("off__pf_rule__rdr", o(offset(&r, &r.rdr))),
+                ("off__pf_rule__route", o(offset(&r, &r.route))),
+                ("off__pf_rule__pktrate", o(offset(&r, &r.pktrate))),
+                ("off__pf_rule__evaluations", o(offset(&r, &r.evaluations))),
+                ("off__pf_rule__kif", o(offset(&r, &r.kif))),
+                (
+                    "off__pf_rule__os_fingerprint",
+                    o(offset(&r, &r.os_fingerprint)),
+                ),
+                ("off__pf_rule__rtableid", o(offset(&r, &r.rtableid))),
+                ("off__pf_rule__onrdomain", o(offset(&r, &r.onrdomain))),
+                ("off__pf_rule__timeout", o(offset(&r, &r.timeout))),
+                ("off__pf_rule__max_states", o(offset(&r, &r.max_states))),
+                ("off__pf_rule__cuid", o(offset(&r, &r.cuid))),
+                ("off__pf_rule__return_icmp", o(offset(&r, &r.return_icmp))),
+                ("off__pf_rule__uid", o(offset(&r, &r.uid))),
+                ("off__pf_rule__rule_flag", o(offset(&r, &r.rule_flag))),
+                ("off__pf_rule__action", o(offset(&r, &r.action))),
+                ("off__pf_rule__log", o(offset(&r, &r.log))),
+                ("off__pf_rule__quick", o(offset(&r, &r.quick))),
+                ("off__pf_rule__keep_state", o(offset(&r, &r.keep_state))),
+                ("off__pf_rule__af", o(offset(&r, &r.af))),
+                ("off__pf_rule__proto", o(offset(&r, &r.proto))),
+                ("off__pf_rule__type", o(offset(&r, &r.kind))),
+                ("off__pf_rule__flags", o(offset(&r, &r.flags))),
+                ("off__pf_rule__flagset", o(offset(&r, &r.flagset))),
+                ("off__pf_rule__prio", o(offset(&r, &r.prio))),
+                ("off__pf_rule__set_prio", o(offset(&r, &r.set_prio))),
+                ("off__pf_rule__naf", o(offset(&r, &r.naf))),
+                ("off__pf_rule__divert", o(offset(&r, &r.divert))),
+                ("off__pf_rule__exptime", o(offset(&r, &r.exptime))),
+                ("off__pfioc_rule__ticket", o(offset(&io, &io.ticket))),
+                ("off__pfioc_rule__anchor", o(offset(&io, &io.anchor))),
+                (
+                    "off__pfioc_rule__anchor_call",
+                    o(offset(&io, &io.anchor_call)),
+                ),
+                ("off__pfioc_rule__rule", o(offset(&io, &io.rule))),
+                ("off__pfioc_trans_e__anchor", o(offset(&e, &e.anchor))),
+                ("off__pfioc_trans_e__ticket", o(offset(&e, &e.ticket))),
+                ("off__pfioc_trans__array", o(offset(&t, &t.array))),
+                ("off__pf_status__since", o(offset(&s, &s.since))),
+                ("off__pf_status__running", o(offset(&s, &s.running))),
+                ("off__pf_status__ifname", o(offset(&s, &s.ifname))),
+                ("ioc__DIOCADDRULE", DIOCADDRULE),
+                ("ioc__DIOCGETSTATUS", DIOCGETSTATUS),
+                ("ioc__DIOCXBEGIN", DIOCXBEGIN),
+                ("ioc__DIOCXCOMMIT", DIOCXCOMMIT),
+                ("ioc__DIOCXROLLBACK", DIOCXROLLBACK),
+            ],
+        );
     }
 }
