@@ -21,8 +21,14 @@ fn path(rel: &str) -> PathBuf {
     Path::new(ROOT).join(rel)
 }
 
-/// True when `tool` runs; under CI=true a missing one fails the test.
+/// True when `tool probe…` succeeds; under CI=true a missing tool fails
+/// the test.
 fn have(tool: &str, probe: &[&str]) -> bool {
+    have_as(tool, tool, probe)
+}
+
+/// `have`, naming the missing piece `what` (a package, not the command).
+fn have_as(what: &str, tool: &str, probe: &[&str]) -> bool {
     let ok = Command::new(tool)
         .args(probe)
         .output()
@@ -30,9 +36,9 @@ fn have(tool: &str, probe: &[&str]) -> bool {
     if !ok {
         assert!(
             env::var("CI").map_or(true, |v| v != "true"),
-            "{tool} is missing (lab/setup.sh installs it)"
+            "{what} is missing (lab/setup.sh installs it)"
         );
-        eprintln!("SKIPPED (not run): {tool} is not installed");
+        eprintln!("SKIPPED (not run): {what} is not installed");
     }
     ok
 }
@@ -419,16 +425,11 @@ fn pfsense_validation_refuses_what_the_daemon_would() {
 
 #[test]
 fn opnsense_template_lines_mean_what_the_form_says() {
-    let jinja = Command::new("/usr/bin/python3")
-        .args(["-c", "import jinja2"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !jinja {
-        assert!(
-            env::var("CI").map_or(true, |v| v != "true"),
-            "python3-jinja2 is missing (lab/setup.sh installs it)"
-        );
-        eprintln!("SKIPPED (not run): python3-jinja2 is not installed");
+    if !have_as(
+        "python3-jinja2",
+        "/usr/bin/python3",
+        &["-c", "import jinja2"],
+    ) {
         return;
     }
     let samples = samples();

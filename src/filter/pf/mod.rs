@@ -44,6 +44,30 @@ pub fn offset<T, F>(base: &T, field: &F) -> usize {
     field as *const F as usize - base as *const T as usize
 }
 
+/// Entries for `check_layout`, named as pf-layout.txt names them:
+/// `layout!(sizes: PfRule = "pf_rule", …)`, `layout!(ioctls: DIOCADDRULE,
+/// …)` and `layout!(r = "pf_rule": dst, kind = "type", …)` for the fields
+/// of value `r` (`= "name"` where the C field is named otherwise).
+#[cfg(all(test, target_pointer_width = "64"))]
+macro_rules! layout {
+    (sizes: $($t:ty = $c:literal),* $(,)?) => {
+        [$((concat!("size__", $c), std::mem::size_of::<$t>() as u64)),*]
+    };
+    (ioctls: $($i:ident),* $(,)?) => {
+        [$((concat!("ioc__", stringify!($i)), $i)),*]
+    };
+    (@c $f:ident) => { stringify!($f) };
+    (@c $f:ident $c:literal) => { $c };
+    ($v:ident = $s:literal: $($f:ident $(= $c:literal)?),* $(,)?) => {
+        [$((
+            concat!("off__", $s, "__", $crate::filter::pf::layout!(@c $f $($c)?)),
+            $crate::filter::pf::offset(&$v, &$v.$f) as u64,
+        )),*]
+    };
+}
+#[cfg(all(test, target_pointer_width = "64"))]
+pub(crate) use layout;
+
 /// The layout tests: every value bsd/abi/probe.sh printed for `os` from the
 /// real headers (bsd/abi/pf-layout.txt) must be in `ours`, and equal.
 #[cfg(all(test, target_pointer_width = "64"))]

@@ -251,107 +251,48 @@ mod tests {
     //! Every size, offset and ioctl number clang printed for the real
     //! pfvar.h 1.543 (bsd/abi/pf-layout.txt), against these declarations.
     use super::*;
-    use crate::filter::pf::{check_layout, offset};
+    use crate::filter::pf::{check_layout, layout};
 
     #[test]
     fn layout_matches_the_real_pfvar_h() {
-        let (w, a, p) = (
+        let (w, a, p, r) = (
             PfAddrWrap::default(),
             PfRuleAddr::default(),
             PfPool::default(),
-        );
-        let (r, io, e) = (
             PfRule::default(),
+        );
+        let (io, e, s) = (
             PfiocRule::default(),
             PfiocTransE::default(),
+            PfStatus::default(),
         );
         let t = PfiocTrans {
             size: 0,
             esize: 0,
             array: std::ptr::null_mut(),
         };
-        let s = PfStatus::default();
-        let o = |base: usize| base as u64;
-        check_layout(
-            "openbsd",
-            &[
-                ("size__pf_addr", size_of::<PfAddr>() as u64),
-                ("size__pf_addr_wrap", size_of::<PfAddrWrap>() as u64),
-                ("size__pf_rule_addr", size_of::<PfRuleAddr>() as u64),
-                ("size__pf_pool", size_of::<PfPool>() as u64),
-                ("size__pf_rule", size_of::<PfRule>() as u64),
-                ("size__pfioc_rule", size_of::<PfiocRule>() as u64),
-                ("size__pfioc_trans_e", size_of::<PfiocTransE>() as u64),
-                ("size__pfioc_trans", size_of::<PfiocTrans>() as u64),
-                ("size__pf_status", size_of::<PfStatus>() as u64),
-                ("off__pf_addr_wrap__p", o(offset(&w, &w.p))),
-                ("off__pf_addr_wrap__type", o(offset(&w, &w.kind))),
-                ("off__pf_rule_addr__port", o(offset(&a, &a.port))),
-                ("off__pf_rule_addr__port_op", o(offset(&a, &a.port_op))),
-                ("off__pf_pool__key", o(offset(&p, &p.key))),
-                ("off__pf_pool__counter", o(offset(&p, &p.counter))),
-                ("off__pf_pool__tblidx", o(offset(&p, &p.tblidx))),
-                ("off__pf_pool__proxy_port", o(offset(&p, &p.proxy_port))),
-                ("off__pf_pool__opts", o(offset(&p, &p.opts))),
-                ("off__pf_pool__kif", o(offset(&p, &p.kif))),
-                ("off__pf_pool__states", o(offset(&p, &p.states))),
-                ("off__pf_rule__dst", o(offset(&r, &r.dst))),
-                ("off__pf_rule__skip", o(offset(&r, &r.skip))),
-                ("off__pf_rule__label", o(offset(&r, &r.label))),
-                ("off__pf_rule__qname", o(offset(&r, &r.qname))),
-                ("off__pf_rule__tagname", o(offset(&r, &r.tagname))),
-                ("off__pf_rule__entries", o(offset(&r, &r.entries))),
-                ("off__pf_rule__nat", o(offset(&r, &r.nat))),
-                ("off__pf_rule__rdr", o(offset(&r, &r.rdr))),
-                ("off__pf_rule__route", o(offset(&r, &r.route))),
-                ("off__pf_rule__pktrate", o(offset(&r, &r.pktrate))),
-                ("off__pf_rule__evaluations", o(offset(&r, &r.evaluations))),
-                ("off__pf_rule__kif", o(offset(&r, &r.kif))),
-                (
-                    "off__pf_rule__os_fingerprint",
-                    o(offset(&r, &r.os_fingerprint)),
-                ),
-                ("off__pf_rule__rtableid", o(offset(&r, &r.rtableid))),
-                ("off__pf_rule__onrdomain", o(offset(&r, &r.onrdomain))),
-                ("off__pf_rule__timeout", o(offset(&r, &r.timeout))),
-                ("off__pf_rule__max_states", o(offset(&r, &r.max_states))),
-                ("off__pf_rule__cuid", o(offset(&r, &r.cuid))),
-                ("off__pf_rule__return_icmp", o(offset(&r, &r.return_icmp))),
-                ("off__pf_rule__uid", o(offset(&r, &r.uid))),
-                ("off__pf_rule__rule_flag", o(offset(&r, &r.rule_flag))),
-                ("off__pf_rule__action", o(offset(&r, &r.action))),
-                ("off__pf_rule__log", o(offset(&r, &r.log))),
-                ("off__pf_rule__quick", o(offset(&r, &r.quick))),
-                ("off__pf_rule__keep_state", o(offset(&r, &r.keep_state))),
-                ("off__pf_rule__af", o(offset(&r, &r.af))),
-                ("off__pf_rule__proto", o(offset(&r, &r.proto))),
-                ("off__pf_rule__type", o(offset(&r, &r.kind))),
-                ("off__pf_rule__flags", o(offset(&r, &r.flags))),
-                ("off__pf_rule__flagset", o(offset(&r, &r.flagset))),
-                ("off__pf_rule__prio", o(offset(&r, &r.prio))),
-                ("off__pf_rule__set_prio", o(offset(&r, &r.set_prio))),
-                ("off__pf_rule__naf", o(offset(&r, &r.naf))),
-                ("off__pf_rule__divert", o(offset(&r, &r.divert))),
-                ("off__pf_rule__exptime", o(offset(&r, &r.exptime))),
-                ("off__pfioc_rule__ticket", o(offset(&io, &io.ticket))),
-                ("off__pfioc_rule__anchor", o(offset(&io, &io.anchor))),
-                (
-                    "off__pfioc_rule__anchor_call",
-                    o(offset(&io, &io.anchor_call)),
-                ),
-                ("off__pfioc_rule__rule", o(offset(&io, &io.rule))),
-                ("off__pfioc_trans_e__anchor", o(offset(&e, &e.anchor))),
-                ("off__pfioc_trans_e__ticket", o(offset(&e, &e.ticket))),
-                ("off__pfioc_trans__array", o(offset(&t, &t.array))),
-                ("off__pf_status__since", o(offset(&s, &s.since))),
-                ("off__pf_status__running", o(offset(&s, &s.running))),
-                ("off__pf_status__ifname", o(offset(&s, &s.ifname))),
-                ("ioc__DIOCADDRULE", DIOCADDRULE),
-                ("ioc__DIOCGETSTATUS", DIOCGETSTATUS),
-                ("ioc__DIOCXBEGIN", DIOCXBEGIN),
-                ("ioc__DIOCXCOMMIT", DIOCXCOMMIT),
-                ("ioc__DIOCXROLLBACK", DIOCXROLLBACK),
-            ],
-        );
+        let ours = [
+            &layout!(sizes:
+                PfAddr = "pf_addr", PfAddrWrap = "pf_addr_wrap",
+                PfRuleAddr = "pf_rule_addr", PfPool = "pf_pool", PfRule = "pf_rule",
+                PfiocRule = "pfioc_rule", PfiocTransE = "pfioc_trans_e",
+                PfiocTrans = "pfioc_trans", PfStatus = "pf_status")[..],
+            &layout!(w = "pf_addr_wrap": p, kind = "type"),
+            &layout!(a = "pf_rule_addr": port, port_op),
+            &layout!(p = "pf_pool": key, counter, tblidx, proxy_port, opts, kif, states),
+            &layout!(r = "pf_rule": dst, skip, label, qname, tagname, entries, nat, rdr,
+                route, pktrate, evaluations, kif, os_fingerprint, rtableid, onrdomain,
+                timeout, max_states, cuid, return_icmp, uid, rule_flag, action, log,
+                quick, keep_state, af, proto, kind = "type", flags, flagset, prio,
+                set_prio, naf, divert, exptime),
+            &layout!(io = "pfioc_rule": ticket, anchor, anchor_call, rule),
+            &layout!(e = "pfioc_trans_e": anchor, ticket),
+            &layout!(t = "pfioc_trans": array),
+            &layout!(s = "pf_status": since, running, ifname),
+            &layout!(ioctls: DIOCADDRULE, DIOCGETSTATUS, DIOCXBEGIN, DIOCXCOMMIT,
+                DIOCXROLLBACK),
+        ]
+        .concat();
+        check_layout("openbsd", &ours);
     }
 }
