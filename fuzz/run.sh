@@ -12,7 +12,7 @@ if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     export RUSTC_BOOTSTRAP=1
 fi
 cargo $toolchain fuzz build -O
-for t in framer control; do
+for t in framer control replies; do
     mkdir -p "corpus/$t"
     cp -n seeds/$t/* "corpus/$t/" 2>/dev/null || true
     echo "== fuzz $t for ${secs}s"

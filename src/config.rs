@@ -30,7 +30,7 @@ pub struct Config {
     pub debug_level: u8,
     pub foreground: bool,
     pub max_sessions: u32,
-    /// `-M`: sessions one client address may hold at once.
+    /// `-M`: sessions one client host (IPv6: one /64) may hold at once.
     pub max_per_client: u32,
     pub reverse_port: u16,
     pub listen_port: u16,
@@ -120,8 +120,8 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -d              stay in the foreground and log to stderr
   -i interface    (Linux) redirect tcp/21 arriving on this interface to the
                   proxy; may be given up to 8 times
-  -M maxperclient sessions one client address may hold, 1..500
-                  (default 32, or -m if smaller)
+  -M maxperclient sessions one client host may hold, 1..500 (an IPv6
+                  client counts by its /64; default 32, or -m if smaller)
   -m maxsessions  concurrent sessions, 1..500 (default 100)
   -n name         (Linux) instance name, 1..32 of A-Z a-z 0-9 _ . -; the
                   nftables table is inet ftp-proxy-NAME (default: the

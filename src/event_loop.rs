@@ -289,10 +289,11 @@ impl Proxy {
                 format_args!("session limit ({cap}) reached"),
             );
         }
+        let host = net::client_host(peer.ip());
         let held = self
             .sessions
             .iter_mut()
-            .filter(|(_, s)| s.client_addr.ip() == peer.ip())
+            .filter(|(_, s)| net::client_host(s.client_addr.ip()) == host)
             .count();
         let per_client = self.cfg.max_per_client;
         if held >= per_client as usize {

@@ -57,6 +57,21 @@ fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The host a client address stands for, for `-M`: an IPv4 address
+/// itself, an IPv6 address by its /64. One IPv6 host holds many addresses
+/// of its /64 (privacy addresses, RFC 8981) and can make up more at will;
+/// a /64 is the smallest block a host's network hands out. A v4-mapped
+/// address counts as its IPv4 address.
+pub fn client_host(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// Starts a non-blocking TCP connect to `dst`, from `src` if given.
 pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStream> {
     let stream = std::net::TcpStream::from(tcp_socket(&dst)?);
@@ -266,6 +281,19 @@ mod tests {
         };
         assert_eq!(r, 0, "getsockopt {level}/{opt}");
         v
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let host = |s: &str| client_host(s.parse().unwrap());
+        assert_eq!(host("2001:db8:1::2"), host("2001:db8:1::3"));
+        assert_eq!(
+            host("2001:db8:1:0:aaaa:bbbb:cccc:dddd"),
+            host("2001:db8:1::")
+        );
+        assert_ne!(host("2001:db8:1::2"), host("2001:db8:1:1::2"));
+        assert_eq!(host("198.18.1.2"), host("::ffff:198.18.1.2"));
+        assert_ne!(host("198.18.1.2"), host("198.18.1.3"));
     }
 
     /// The event loop sets no option on client sockets here: this is

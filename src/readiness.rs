@@ -27,14 +27,20 @@ pub enum Readable {
     /// the urgent byte, so ask for the mark before every read and read
     /// until the socket is empty: by then the urgent byte has been read.
     Urgent,
+    /// An error was reported (a reset): the connection is gone, whether
+    /// or not its input is being read. Seen even while reads are paused,
+    /// so a peer that vanishes does not hold its session until `-t`.
+    Broken,
 }
 
 impl Readable {
     /// Folds in one event of the socket.
     pub fn on_event(self, ev: &Event) -> Readable {
-        let now = if ev.is_priority() || (URGENT_UNREPORTED && ev.is_readable()) {
+        let now = if ev.is_error() {
+            Readable::Broken
+        } else if ev.is_priority() || (URGENT_UNREPORTED && ev.is_readable()) {
             Readable::Urgent
-        } else if ev.is_read_closed() || ev.is_error() {
+        } else if ev.is_read_closed() {
             Readable::ToEnd
         } else if ev.is_readable() {
             Readable::Data
@@ -55,6 +61,10 @@ impl Readable {
     /// Whether a read may find anything.
     pub fn may_read(self) -> bool {
         self != Readable::Drained
+    }
+
+    pub fn is_broken(self) -> bool {
+        self == Readable::Broken
     }
 
     /// Whether the next read must first ask for the urgent mark.
@@ -86,6 +96,8 @@ mod tests {
         // An event never lowers what an earlier one said.
         assert_eq!(Urgent.max(Data), Urgent);
         assert_eq!(ToEnd.max(Data), ToEnd);
+        assert_eq!(Broken.max(Urgent), Broken, "an error outranks everything");
+        assert!(Broken.may_read() && !Broken.ask_mark() && Broken.is_broken());
     }
 
     /// What real sockets report: the events `on_event` is written for.
@@ -131,5 +143,30 @@ mod tests {
         peer.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(next(&mut poll), ToEnd);
         assert_eq!(s.read(&mut buf).unwrap(), 0);
+        // A reset is an error, after a FIN too.
+        set_linger_zero(&peer);
+        drop(peer);
+        assert_eq!(next(&mut poll), Broken);
+        assert!(s.take_error().unwrap().is_some());
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set_linger_zero(s: &std::net::TcpStream) {
+        use std::os::fd::AsRawFd;
+        let l = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid linger struct for SO_LINGER.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&l as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
     }
 }

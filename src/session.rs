@@ -10,10 +10,9 @@
 
 use crate::config::Config;
 use crate::filter::{Backend, DataMap, Installed};
-use crate::ftp::inflight::{Answered, InFlight};
 use crate::ftp::line::{Frame, LineBuf, OutBuf};
 use crate::ftp::policy::{self, Policy, Refusal, Severity, Verdict};
-use crate::ftp::reply::{Kind, ReplyFramer};
+use crate::ftp::relay::{Action, ReplyRelay};
 use crate::ftp::{write, MAX_LINE};
 use crate::log::{Budget, Suppressed};
 use crate::readiness::Readable;
@@ -78,16 +77,6 @@ enum Input {
     Ended,
     /// (client only) The FIN was passed on to the server.
     Passed,
-}
-
-/// A server line longer than `from_server`, in pieces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LongReply {
-    None,
-    /// Relayed piece by piece.
-    Relaying,
-    /// Dropped: a passive reply the proxy must read whole and cannot.
-    Dropping,
 }
 
 impl End {
@@ -176,14 +165,9 @@ pub struct Session {
     from_server: LineBuf<MAX_LINE>,
     to_client: OutBuf<OUT>,
     to_server: OutBuf<OUT>,
-    replies: ReplyFramer,
-    /// Commands forwarded and not yet answered.
-    in_flight: InFlight,
-    /// A reply the proxy made up for a command, waiting until the server
-    /// has answered every command before it. No command is taken while
-    /// one waits.
-    held: Option<Refusal>,
-    long_reply: LongReply,
+    /// The server-to-client stream: framing, commands in flight, held
+    /// refusals.
+    relay: ReplyRelay,
     client_input: Input,
     server_input: Input,
     client_readable: Readable,
@@ -314,10 +298,7 @@ impl Session {
             from_server: LineBuf::default(),
             to_client: OutBuf::default(),
             to_server: OutBuf::default(),
-            replies: ReplyFramer::default(),
-            in_flight: InFlight::greeting(),
-            held: None,
-            long_reply: LongReply::None,
+            relay: ReplyRelay::default(),
             client_input: Input::Open,
             server_input: Input::Open,
             // Registration reports what is already there.
@@ -345,6 +326,7 @@ impl Session {
         if self.phase == Phase::Connecting && !self.check_connected()? {
             return Ok(Turn::Idle);
         }
+        self.check_broken()?;
         let mut turn = Turn::More;
         for _ in 0..PASSES_PER_TURN {
             if !self.pass(cx)? {
@@ -400,7 +382,7 @@ impl Session {
         if self.client_input == Input::Ended
             && self.to_server.is_empty()
             && !self.from_client.has_frame()
-            && self.held.is_none()
+            && !self.relay.holding()
         {
             // Half-close: pass the client's FIN on and keep relaying the
             // server's last replies (a 221 to QUIT) until it closes too.
@@ -408,6 +390,24 @@ impl Session {
             if self.server.shutdown(Shutdown::Write).is_err() {
                 return Err(End::ClientClosed);
             }
+        }
+        Ok(())
+    }
+
+    /// A peer whose socket reported an error (a reset) is gone, even when
+    /// its input is paused and no read would find out.
+    fn check_broken(&mut self) -> Result<(), End> {
+        if self.client_readable.is_broken() {
+            if let Ok(Some(e)) | Err(e) = self.client.take_error() {
+                return Err(End::ClientIo(e));
+            }
+            self.client_readable = Readable::ToEnd;
+        }
+        if self.server_readable.is_broken() {
+            if let Ok(Some(e)) | Err(e) = self.server.take_error() {
+                return Err(End::ServerIo(e));
+            }
+            self.server_readable = Readable::ToEnd;
         }
         Ok(())
     }
@@ -449,17 +449,17 @@ impl Session {
     fn client_lines(&mut self, cx: &mut Ctx) -> bool {
         let mut progress = false;
         loop {
-            if let Some(r) = self.held {
-                if !self.in_flight.is_empty() || self.to_client.free() < ROOM {
+            if self.relay.holding() {
+                if self.to_client.free() < ROOM {
                     break;
                 }
-                self.held = None;
+                let Some(r) = self.relay.take_held() else {
+                    break;
+                };
                 emit_refusal(&mut self.to_client, r);
                 progress = true;
             }
-            if self.to_server.free() < ROOM
-                || self.to_client.free() < ROOM
-                || self.in_flight.is_full()
+            if self.to_server.free() < ROOM || self.to_client.free() < ROOM || self.relay.is_full()
             {
                 break;
             }
@@ -484,18 +484,25 @@ impl Session {
         let mut progress = false;
         while self.to_client.free() >= ROOM {
             let f = self.from_server.frame();
-            match f {
-                Frame::Line(n) => self.reply(n, cx),
-                Frame::Partial => break,
-                Frame::LongStart(n) => self.long_reply_start(n, cx),
-                Frame::LongMore(n) | Frame::LongEnd(n) => {
-                    if self.long_reply == LongReply::Relaying {
-                        let _ = self.to_client.push(self.from_server.head(n));
-                    }
-                }
+            if f == Frame::Partial {
+                break;
             }
-            if let Frame::LongEnd(_) = f {
-                self.long_reply = LongReply::None;
+            let action = self.relay.frame(f, self.from_server.head(f.span()));
+            if self.phase == Phase::Greeting && self.relay.greeted() {
+                self.phase = Phase::Running;
+            }
+            // Room for the line (and a pad byte) was checked above.
+            let bytes = self.from_server.head(f.span());
+            match action {
+                Action::Relay => {
+                    let _ = self.to_client.push(bytes);
+                }
+                Action::Pad => {
+                    let _ = self.to_client.push(b" ") && self.to_client.push(bytes);
+                }
+                Action::Drop => {}
+                Action::Passive { extended, port } => self.passive(cx, extended, port),
+                Action::Replace { with, code } => self.reply_instead(cx, with, code),
             }
             self.from_server.advance(f);
             progress = true;
@@ -526,9 +533,8 @@ impl Session {
     /// once, or after the server's replies to the commands before it.
     fn refuse(&mut self, cx: &Ctx, r: Refusal, verb: Verb) {
         self.log_refusal(cx, r, &verb);
-        match self.in_flight.is_empty() {
-            true => emit_refusal(&mut self.to_client, r),
-            false => self.held = Some(r),
+        if let Some(r) = self.relay.refuse(r) {
+            emit_refusal(&mut self.to_client, r);
         }
     }
 
@@ -549,7 +555,7 @@ impl Session {
                     Some(u) => self.to_server.push_urgent(raw, u),
                     None => self.to_server.push(raw),
                 };
-                self.in_flight.push(verdict == Verdict::Passive);
+                self.relay.forwarded(verdict == Verdict::Passive);
             }
             Verdict::Active { extended, port } => self.active(cx, extended, port),
             Verdict::Refuse(r) => {
@@ -578,7 +584,7 @@ impl Session {
         emit(&mut self.to_server, |b| {
             write::active_command(b, proxy, pp, extended)
         });
-        self.in_flight.push(false);
+        self.relay.forwarded(false);
         log::debug!(
             "#{} {}: server {server} -> proxy {} -> client {}",
             self.id,
@@ -636,55 +642,6 @@ impl Session {
         }
     }
 
-    /// A reply's final line answers the oldest command in flight.
-    fn answered(&mut self, code: u16) -> Answered {
-        if self.phase == Phase::Greeting {
-            self.phase = Phase::Running;
-        }
-        match code {
-            200.. => self.in_flight.answer(),
-            _ => Answered::Nothing,
-        }
-    }
-
-    fn reply(&mut self, n: usize, cx: &mut Ctx) {
-        let line = self.from_server.head(n);
-        if let Some(Kind::Final(code)) = self.replies.classify(line) {
-            let answered = self.answered(code);
-            let line = self.from_server.head(n);
-            match (answered, policy::passive_port(code, line)) {
-                (Answered::Passive, Some(Ok(port))) => {
-                    return self.passive(cx, code == 229, port);
-                }
-                (Answered::Passive, Some(Err(r))) => return self.reply_instead(cx, r, code),
-                // Only a PASV/EPSV the client sent opens a data mapping.
-                (_, Some(_)) => return self.reply_instead(cx, policy::UNSOLICITED_PASSIVE, code),
-                (_, None) => {}
-            }
-        }
-        let _ = self.to_client.push(self.from_server.head(n));
-    }
-
-    /// The first piece of a server line longer than `from_server`:
-    /// relayed as it comes, unless it is a passive reply, which the proxy
-    /// must read whole and cannot.
-    fn long_reply_start(&mut self, n: usize, cx: &mut Ctx) {
-        let kind = self.replies.classify(self.from_server.head(n));
-        if let Some(Kind::Final(code)) = kind {
-            let answered = self.answered(code);
-            if matches!(code, 227 | 229) {
-                self.long_reply = LongReply::Dropping;
-                let r = match answered {
-                    Answered::Passive => policy::BAD_PASSIVE,
-                    _ => policy::UNSOLICITED_PASSIVE,
-                };
-                return self.reply_instead(cx, r, code);
-            }
-        }
-        self.long_reply = LongReply::Relaying;
-        let _ = self.to_client.push(self.from_server.head(n));
-    }
-
     /// 227/229: the server's port is replaced by a proxy port on the
     /// address the client wanted (`orig_server`); the kernel forwards the
     /// connection to it to the server's control address. The address in
@@ -729,7 +686,7 @@ impl Session {
         // Tell the client why, unless that would land inside a line the
         // client is still receiving.
         if let Some(text) = why.farewell() {
-            if self.to_client.is_empty() && self.long_reply != LongReply::Relaying {
+            if self.to_client.is_empty() && !self.relay.mid_line() {
                 let _ = self.client.write(text);
             }
         }

@@ -271,3 +271,60 @@ fn download_survives_a_restart_next_to_fw4_nat_chains() {
     }
     download_across_restart(true);
 }
+
+/// An unprivileged local user who takes an instance's name first keeps
+/// it from nothing: the instance starts and says who squats its name.
+#[test]
+fn a_squatted_instance_name_does_not_keep_the_instance_down() {
+    if !prerequisites("squatted_claim") {
+        return;
+    }
+    let lab = Lab::new(false);
+    let squat = "import socket,sys,time\n\
+        s=socket.socket(socket.AF_UNIX)\n\
+        s.bind('\\0ftp-proxy/ftp-proxy-squat')\n\
+        s.listen(1)\n\
+        print('ready',flush=True)\n\
+        time.sleep(30)\n";
+    let mut squatter = Command::new("ip")
+        .args(["netns", "exec", &lab.ns('r'), "setpriv", "--reuid", "65534"])
+        .args([
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            squat,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("squatter");
+    let mut ready = [0u8; 6];
+    let got = squatter
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut ready);
+    assert!(
+        got.is_ok() && &ready == b"ready\n",
+        "squatter did not start"
+    );
+    let rev = Extra::start(
+        &lab,
+        "squat",
+        &["-b", ROUTER_C4, "-R", SERVER4, "-n", "squat"],
+    );
+    let text = rev.text();
+    assert!(
+        text.contains("held by pid") && text.contains("uid 65534, which is no instance"),
+        "{text}"
+    );
+    assert!(has_table(&lab, "ftp-proxy-squat"), "{}", lab.tables());
+    // The instance itself holds the name as an instance does: a second
+    // start is still refused.
+    let (code, text) = lab.proxy_refuses(&[], &["-b", ROUTER_C4, "-p", "2122", "-n", "squat"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(rev.stop(), Some(0));
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+}

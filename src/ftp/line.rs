@@ -30,6 +30,16 @@ pub enum Frame {
     LongEnd(usize),
 }
 
+impl Frame {
+    /// The bytes the frame covers (none while partial).
+    pub fn span(self) -> usize {
+        match self {
+            Frame::Line(n) | Frame::LongStart(n) | Frame::LongMore(n) | Frame::LongEnd(n) => n,
+            Frame::Partial => 0,
+        }
+    }
+}
+
 impl<const N: usize> Default for LineBuf<N> {
     fn default() -> Self {
         LineBuf {

@@ -8,6 +8,8 @@ use super::line::trim_eol;
 pub enum Kind {
     /// The last line of a reply, with its code.
     Final(u16),
+    /// The first line of a multi-line reply (`ddd-`), with its code.
+    Opens(u16),
     /// A line inside a multi-line reply: never rewritten.
     Inner,
 }
@@ -41,7 +43,7 @@ impl ReplyFramer {
             (Some(_), _) => Some(Kind::Inner),
             (None, Some((c, b'-'))) => {
                 self.open = Some(c);
-                Some(Kind::Inner)
+                Some(Kind::Opens(c))
             }
             (None, Some((c, _))) => Some(Kind::Final(c)),
             (None, None) => None,
@@ -50,6 +52,11 @@ impl ReplyFramer {
 
     pub fn in_multiline(&self) -> bool {
         self.open.is_some()
+    }
+
+    /// The code of the multi-line reply under way.
+    pub fn open_code(&self) -> Option<u16> {
+        self.open
     }
 }
 
@@ -92,13 +99,13 @@ mod tests {
     #[test]
     fn multiline_only_final_line_counts() {
         let mut f = ReplyFramer::default();
-        assert_eq!(f.classify(b"227-first\r\n"), Some(Kind::Inner));
+        assert_eq!(f.classify(b"227-first\r\n"), Some(Kind::Opens(227)));
         assert_eq!(f.classify(b"(1,2,3,4,5,6) inner\r\n"), Some(Kind::Inner));
         assert_eq!(f.classify(b" 227 looks like one\r\n"), Some(Kind::Inner));
         assert_eq!(f.classify(b"228 other code\r\n"), Some(Kind::Inner));
         assert_eq!(f.classify(b"227 done\r\n"), Some(Kind::Final(227)));
         assert!(!f.in_multiline());
-        assert_eq!(f.classify(b"211-FEAT\r\n"), Some(Kind::Inner));
+        assert_eq!(f.classify(b"211-FEAT\r\n"), Some(Kind::Opens(211)));
         assert_eq!(f.classify(b" EPSV\r\n"), Some(Kind::Inner));
         assert_eq!(f.classify(b"211 End\r\n"), Some(Kind::Final(211)));
         assert_eq!(f.classify(b"200\r\n"), Some(Kind::Final(200)));

@@ -175,7 +175,7 @@ pub fn connect(host: &str, port: u16) -> Peer {
 
 /// `connect`, from local address `src` (bound before connecting).
 pub fn connect_from(src: &str, host: &str, port: u16) -> Peer {
-    let dst: SocketAddr = format!("{host}:{port}").parse().expect("address");
+    let dst = SocketAddr::new(host.parse().expect("address"), port);
     let s = ftp_proxy::net::connect_from(Some(src.parse().expect("source")), dst).expect("connect");
     let deadline = Instant::now() + READ_DEADLINE;
     while s.peer_addr().is_err() {

@@ -16,7 +16,7 @@ pub mod socket;
 
 use super::{DataMap, FilterError, Installed};
 use crate::config::Config;
-use instance::{Claim, TableName};
+use instance::{Claim, TableName, Taken};
 use msg::MsgBuf;
 use objects::{Del, Family, Intercept, KeyFrom, Marks, NatRule, Packed, Value, NFT_TABLE_F_OWNER};
 use socket::NlSocket;
@@ -104,8 +104,9 @@ pub struct Nft {
     msg: Box<MsgBuf>,
     seq: u32,
     table: TableName,
-    /// This instance's hold on its table name, for the process's life.
-    _claim: Claim,
+    /// This instance's hold on its table name, for the process's life
+    /// (none when a process that is no instance squats the name).
+    _claim: Option<Claim>,
     fam: Family,
     can: Abilities,
     /// What the table is built from, to build it again.
@@ -139,8 +140,18 @@ impl Nft {
     pub fn open(cfg: &Config) -> Result<Nft, FilterError> {
         let table = instance::table_name(&cfg.instance);
         let claim = match Claim::take(&table) {
-            Ok(Some(c)) => c,
-            Ok(None) => return Err(FilterError::InUse(table.as_str().into())),
+            Ok(Taken::Claimed(c)) => Some(c),
+            Ok(Taken::Instance { pid, uid }) => {
+                log::debug!("instance claim on {table} held by pid {pid} (uid {uid})");
+                return Err(FilterError::InUse(table.as_str().into()));
+            }
+            Ok(Taken::Squatted { pid, uid }) => {
+                match uid {
+                    Some(uid) => log::warn!("instance name of table inet {table} is held by pid {pid}, uid {uid}, which is no instance: starting without the claim"),
+                    None => log::warn!("instance name of table inet {table} is bound by a process that is no instance: starting without the claim"),
+                }
+                None
+            }
             Err(e) => return Err(FilterError::Io("instance claim", e)),
         };
         let sock = NlSocket::open(socket::NETLINK_NETFILTER)
