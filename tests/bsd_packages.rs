@@ -348,10 +348,10 @@ fn pfsense_command_lines_mean_what_the_page_says() {
         "{nat}"
     );
     for rdr in [
-        "rdr pass on igb1 inet proto tcp from any to any port 21 -> 127.0.0.1 port 8021",
-        "rdr pass on igb2 inet proto tcp from any to any port 21 -> 127.0.0.1 port 8023",
-        "rdr pass on igb1 inet6 proto tcp from any to any port 21 -> ::1 port 8021",
-        "rdr pass on igb3 inet proto tcp from any to any port 21 -> 127.0.0.1 port 8024",
+        "rdr pass on igb1 inet proto tcp from any to ! (self) port 21 -> 127.0.0.1 port 8021",
+        "rdr pass on igb2 inet proto tcp from any to ! (self) port 21 -> 127.0.0.1 port 8023",
+        "rdr pass on igb1 inet6 proto tcp from any to ! (self) port 21 -> ::1 port 8021",
+        "rdr pass on igb3 inet proto tcp from any to ! (self) port 21 -> 127.0.0.1 port 8024",
     ] {
         assert!(nat.contains(rdr), "{rdr} missing from {nat}");
     }
@@ -460,4 +460,142 @@ fn opnsense_template_lines_mean_what_the_form_says() {
         fs::read_to_string(path("bsd/opnsense/net/ftp-proxy-rs/Makefile")).expect("Makefile");
     assert!(make.contains("PLUGIN_CONFLICTS=\tftp-proxy\n"));
     assert!(make.contains("PLUGIN_DEPENDS=\t\tftp-proxy-rs\n"));
+}
+
+/// Values no field may pass on into rc.conf.d (read by sh) or pf.conf.
+const HOSTILE: [&str; 9] = [
+    "8021\nrdr pass on igb0 from any to any -> 198.18.9.9",
+    "1 -u root",
+    "x'y",
+    "x\\\"y",
+    "1;2",
+    "$(id)",
+    "`id`",
+    "# 1",
+    "-1",
+];
+
+/// The part of the harness output that is written out: rc.conf.d and
+/// the rules.
+fn rendered(out: &str) -> &str {
+    &out[out.find("# Written by").expect("rc.conf.d text")..]
+}
+
+#[test]
+fn pfsense_renders_nothing_unvalidated() {
+    if !have("php", &["-v"]) {
+        return;
+    }
+    let fields = [
+        "interface",
+        "family",
+        "listenport",
+        "sourceaddr",
+        "maxsessions",
+        "maxperclient",
+        "timeout",
+        "reverseaddr",
+        "reverseport",
+        "tag",
+        "queue",
+        "debuglevel",
+        "log",
+    ];
+    let good = r#"{"enable":"on","interface":"lan","family":"inet","listenport":"8021"}"#;
+    let mut cases = 0;
+    for field in fields {
+        // As JSON strings, and one value that is not a string at all.
+        let values = HOSTILE
+            .iter()
+            .map(|v| format!("\"{}\"", v.replace('\n', "\\n")))
+            .chain(["[\"8021\"]".to_string()]);
+        for v in values {
+            let bad = format!(
+                r#"{{"enable":"on","interface":"opt1","family":"inet","listenport":"8022","{field}":{v}}}"#
+            );
+            let out = pfsense(&write_json("pfsense-hostile", &[good, &bad]));
+            let what = format!("{field}={v}");
+            assert!(
+                tagged(&out, "ERR").iter().any(|(n, _)| *n == 1),
+                "{what}: not refused on save: {out}"
+            );
+            let text = rendered(&out);
+            assert!(
+                text.contains("ftp_proxy_rs_instances=\"i0\"\n")
+                    && !text.contains("ftp_proxy_rs_i1"),
+                "{what}: {text}"
+            );
+            assert!(!text.contains("8022"), "{what}: {text}");
+            let rdrs = text.lines().filter(|l| l.starts_with("rdr pass")).count();
+            assert_eq!(rdrs, 1, "{what}: {text}");
+            assert!(
+                out.contains("LOG ftp-proxy: instance 1 not started: "),
+                "{what}: {out}"
+            );
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 13 * (HOSTILE.len() + 1));
+}
+
+#[test]
+fn opnsense_renders_nothing_unvalidated() {
+    if !have_as(
+        "python3-jinja2",
+        "/usr/bin/python3",
+        &["-c", "import jinja2"],
+    ) {
+        return;
+    }
+    let fields = [
+        "@uuid",
+        "listenaddress",
+        "listenport",
+        "sourceaddress",
+        "maxsessions",
+        "maxperclient",
+        "idletimeout",
+        "reverseaddress",
+        "reverseport",
+        "tag",
+        "queue",
+        "debuglevel",
+        "log",
+    ];
+    let good =
+        r#"{"@uuid":"0a1b-2c3d","enabled":"1","listenaddress":"127.0.0.1","listenport":"8021"}"#;
+    let mut cases = 0;
+    for field in fields {
+        let extra: &[&str] = match field {
+            "listenport" | "reverseport" | "maxsessions" | "debuglevel" => &["0", "70000", "٣"],
+            _ => &[],
+        };
+        let values = HOSTILE.iter().chain(extra);
+        for v in values {
+            let v = v.replace('\n', "\\n");
+            let mut bad = format!(
+                r#"{{"@uuid":"9999-8888","enabled":"1","listenaddress":"127.0.0.1","listenport":"8022","{field}":"{v}"}}"#
+            );
+            if field == "debuglevel" && v == "0" {
+                // 0 is a good log level.
+                bad = bad.replace("\"0\"", "\"8\"");
+            }
+            let out = run(Command::new("/usr/bin/python3")
+                .arg(path("tests/bsd/opnsense.py"))
+                .arg(path(OPNSENSE_TEMPLATE))
+                .arg(write_json("opnsense-hostile", &[good, &bad])));
+            let what = format!("{field}={v}");
+            assert!(
+                out.contains("ftp_proxy_rs_instances=\"0a1b2c3d\""),
+                "{what}: {out}"
+            );
+            assert!(
+                out.contains("# an enabled instance with an invalid value is left out"),
+                "{what}: {out}"
+            );
+            assert!(!out.contains("8022"), "{what}: {out}");
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 13 * HOSTILE.len() + 4 * 3);
 }

@@ -62,6 +62,11 @@ impl Router {
 
     /// Runs `func` of the init script; what procd was told, a line per call.
     fn run(&self, func: &str) -> Vec<String> {
+        self.run_with(func, &[])
+    }
+
+    /// `run` with more environment (network stand-ins, UCI_SET).
+    fn run_with(&self, func: &str, env: &[(&str, &str)]) -> Vec<String> {
         let script = format!(
             ". {ROOT}/tests/openwrt/stubs.sh; . {ROOT}/openwrt/files/ftp-proxy.init; {func}"
         );
@@ -75,6 +80,7 @@ impl Router {
             .env("NET_guest_DEV", "br-guest")
             .env("NET_guest_ADDR", "198.18.7.1")
             .env("NET_wan_DEV", "eth1")
+            .envs(env.iter().copied())
             .output()
             .expect("sh");
         assert!(
@@ -504,4 +510,187 @@ fn luci_view_is_valid_javascript() {
         .output()
         .expect("node");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Values that no option may pass on: they would split the argv, end an
+/// nft statement or comment the rest out, or run a command.
+const HOSTILE: [&str; 9] = [
+    "1 accept; iifname \"wan\" accept #",
+    "8021 -u root",
+    "x'y",
+    "x\"y",
+    "1;2",
+    "1\n2",
+    "# 1",
+    "$(id)",
+    "-1",
+];
+
+/// Section `bad` with one hostile value beside a good section: `bad` is
+/// skipped with a log line naming the option, `good` starts as before,
+/// and the value reaches no drop-in, no argv and no log line.
+fn assert_refused(option: &str, value: &str, env: &[(&str, &str)], uci_extra: &str) {
+    let uci = format!(
+        "config ftp-proxy 'good'\n\tlist network 'lan'\n\toption tag '7'\n\n\
+         config ftp-proxy 'bad'\n\tlist network 'guest'\n\toption listen_port '2121'\n{uci_extra}"
+    );
+    let r = Router::new("hostile", &uci, true);
+    let var = format!("bad_{option}");
+    let mut env = env.to_vec();
+    if !option.is_empty() {
+        env.push(("UCI_SET", &var));
+        env.push(("UCI_VALUE", value));
+    }
+    let calls = r.run_with("start_service", &env);
+    let what = format!("{option}={value:?}");
+    assert!(has(&calls, "instance good"), "{what}: {calls:?}");
+    assert!(!has(&calls, "instance bad"), "{what} started: {calls:?}");
+    let logged: Vec<&String> = calls.iter().filter(|c| c.starts_with("logger ")).collect();
+    assert_eq!(logged.len(), 1, "{what}: {calls:?}");
+    assert!(
+        logged[0].starts_with("logger -t ftp-proxy -p daemon.err -- instance bad not started: "),
+        "{what}: {logged:?}"
+    );
+    let cmds = commands(&calls);
+    assert_eq!(cmds.len(), 1, "{what}");
+    assert_eq!(cmds[0].0, "-d -n good -i br-lan -b 198.18.1.1 -T 7");
+    let d = r.dropins();
+    assert_eq!(d.len(), 2, "{what}: {d:?}");
+    for (path, text) in &d {
+        assert!(path.ends_with("30-ftp-proxy-good.nft"), "{what}: {path}");
+        assert_eq!(text.lines().count(), 1, "{what}: {text}");
+    }
+    if HOSTILE.contains(&value) {
+        let all = calls.join("\n");
+        assert!(!all.contains(value), "{what} passed on: {all}");
+    }
+}
+
+#[test]
+fn hostile_uci_values_start_nothing_and_reach_nothing() {
+    // Every option that is passed on or written out.
+    let options = [
+        "listen_addr",
+        "listen_port",
+        "source_addr",
+        "max_sessions",
+        "max_per_client",
+        "timeout",
+        "reverse_addr",
+        "reverse_port",
+        "tag",
+        "queue",
+        "log_level",
+        "verbose",
+        "network_ITEM1",
+        "outbound_ITEM1",
+    ];
+    let mut cases = 0;
+    for option in options {
+        // One outbound network for the list case to override.
+        let extra = match option {
+            "outbound_ITEM1" => "\tlist outbound 'wan'\n",
+            _ => "",
+        };
+        for value in HOSTILE {
+            assert_refused(option, value, &[], extra);
+            cases += 1;
+        }
+    }
+    // Out of the daemon's ranges, or of the instance's family.
+    for (option, value) in [
+        ("listen_port", "0"),
+        ("listen_port", "65536"),
+        ("listen_port", "99999999999999999999"),
+        ("reverse_port", "0"),
+        ("max_sessions", "0"),
+        ("max_sessions", "501"),
+        ("max_per_client", "501"),
+        ("timeout", "0"),
+        ("timeout", "86401"),
+        ("log_level", "8"),
+        ("verbose", "3"),
+        ("tag", "0"),
+        ("tag", "4294967296"),
+        ("tag", "0x"),
+        ("tag", "0x123456789"),
+        ("queue", "1"),
+        ("queue", "12345:1"),
+        ("queue", "g:1"),
+        ("listen_addr", "2001:db8::1"),
+        ("listen_addr", "198.18.1"),
+        ("listen_addr", "198.18.1.1.1"),
+        ("source_addr", "::1"),
+        ("reverse_addr", "localhost"),
+        ("network_ITEM1", "lan-x"),
+    ] {
+        assert_refused(option, value, &[], "");
+        cases += 1;
+    }
+    // What needs a tag, and what the network stand-ins hand back.
+    assert_refused("verbose", "2", &[], "");
+    assert_refused("queue", "1:10", &[], "");
+    let evil = [
+        ("NET_evil_DEV", "eth0 -u root"),
+        ("NET_evil_DEV", "x\"; accept"),
+        ("NET_evil_DEV", "a-very-long-devicename"),
+    ];
+    for env in evil {
+        assert_refused("network_ITEM1", "evil", &[env], "");
+    }
+    assert_refused(
+        "network_ITEM1",
+        "evil",
+        &[
+            ("NET_evil_DEV", "eth9"),
+            ("NET_evil_ADDR", "1.2.3.4 -u root"),
+        ],
+        "",
+    );
+    // A section name longer than the daemon's -n allows.
+    let long = "a".repeat(33);
+    let uci = format!(
+        "config ftp-proxy 'good'\n\tlist network 'lan'\n\toption tag '7'\n\n\
+         config ftp-proxy '{long}'\n\tlist network 'guest'\n"
+    );
+    let r = Router::new("longname", &uci, true);
+    let calls = r.run("start_service");
+    assert_eq!(commands(&calls).len(), 1);
+    assert!(
+        has(
+            &calls,
+            "logger -t ftp-proxy -p daemon.err -- instance (unnamed) not started: section name: 1..32 of A-Z a-z 0-9 _ . -"
+        ),
+        "{calls:?}"
+    );
+    assert_eq!(cases, 14 * HOSTILE.len() + 24);
+}
+
+/// What passes is what the daemon takes: the checks are no stricter than
+/// its own where a value is good.
+#[test]
+fn good_uci_values_pass_the_checks() {
+    let uci = "config ftp-proxy 'good_1'\n\
+               \tlist network 'lan'\n\
+               \toption listen_port '65535'\n\
+               \toption max_sessions '1'\n\
+               \toption max_per_client '1'\n\
+               \toption timeout '86400'\n\
+               \toption tag '0xffffffff'\n\
+               \toption queue 'ffff:1'\n\
+               \toption log_level '0'\n\
+               \toption verbose '2'\n\
+               \n\
+               config ftp-proxy 'six'\n\
+               \toption ipv6 '1'\n\
+               \toption listen_addr '2001:db8:1::1'\n\
+               \toption reverse_addr '2001:db8:2::2'\n\
+               \toption source_addr '::ffff:198.18.0.1'\n";
+    let r = Router::new("goodvals", uci, true);
+    let calls = r.run("start_service");
+    assert!(!calls.iter().any(|c| c.starts_with("logger")), "{calls:?}");
+    let cmds = commands(&calls);
+    assert_eq!(cmds.len(), 2, "{calls:?}");
+    assert_eq!(cmds[0].1.tag, Some(u32::MAX));
+    assert_eq!(cmds[1].1.instance, "six");
 }

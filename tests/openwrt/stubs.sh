@@ -32,6 +32,11 @@ config_load() {
 			;;
 		esac
 	done < "$UCI_DIR/$1"
+	# A value a UCI file line cannot hold (a newline): UCI_SET names the
+	# variable (SECTION_OPTION), UCI_VALUE holds the value.
+	if [ -n "${UCI_SET:-}" ]; then
+		eval "CONFIG_${UCI_SET}=\$UCI_VALUE"
+	fi
 }
 
 # Locals carry a prefix: sh scoping is dynamic, and a caller's variable
@@ -79,3 +84,6 @@ procd_add_jail() { echo "jail $*"; }
 procd_add_jail_mount() { echo "jail_mount $*"; }
 procd_add_reload_trigger() { echo "reload_trigger $*"; }
 procd_add_reload_interface_trigger() { echo "interface_trigger $*"; }
+
+# syslog: what the script logs, on stdout beside procd's calls.
+logger() { echo "logger $*"; }
