@@ -2,7 +2,7 @@
 //! logic lives here.
 
 use crate::config::Config;
-use crate::filter::Backend;
+use crate::filter::{Backend, DataPath};
 use crate::ftp::command::Af;
 use crate::ftp::policy::Policy;
 use crate::intercept::{self, Destinations};
@@ -33,10 +33,6 @@ const CHECK_TABLE_TICKS: u32 = 5;
 /// Connections accepted in one turn; more wait for the next turn, so a
 /// connection flood cannot hold the loop either.
 const ACCEPTS_PER_TURN: usize = 16;
-/// A pending mapping whose elements expire (see `Backend::expires`) is
-/// refreshed this long after it was made: a third of their lifetime.
-const REFRESH_AFTER: Duration = Duration::from_secs(20);
-
 /// The listener's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listening {
@@ -409,7 +405,7 @@ impl Proxy {
             }
         }
         let idle = Duration::from_secs(self.cfg.timeout.into());
-        let refresh = self.filter.expires();
+        let refresh = self.filter.refresh_every();
         for i in 0..self.sessions.capacity() {
             let why = match self.sessions.get_mut(i) {
                 Some(s) if s.phase != Phase::Running && now - s.started >= CONNECT_TIMEOUT => {
@@ -419,8 +415,10 @@ impl Proxy {
                     }
                 }
                 Some(s) if now.saturating_duration_since(s.last_io) >= idle => End::IdleTimeout,
-                Some(s) if refresh => {
-                    refresh_pending(s, &mut self.filter, now);
+                Some(s) => {
+                    if let Some(every) = refresh {
+                        refresh_pending(s, &mut self.filter, now, every);
+                    }
                     continue;
                 }
                 _ => continue,
@@ -451,11 +449,12 @@ impl Proxy {
     }
 }
 
-/// Keeps a session's pending mapping alive past the element timeout,
-/// until its connection uses it up (then it is forgotten).
-fn refresh_pending(s: &mut Session, filter: &mut Backend, now: Instant) {
+/// Every `every` (the backend's `refresh_every`): keeps a session's
+/// pending mapping alive past its timeout, or finds it used up (then it
+/// is forgotten).
+fn refresh_pending(s: &mut Session, filter: &mut dyn DataPath, now: Instant, every: Duration) {
     let Some(p) = s.pending.as_mut() else { return };
-    if now.saturating_duration_since(p.since) < REFRESH_AFTER {
+    if now.saturating_duration_since(p.since) < every {
         return;
     }
     p.since = now;

@@ -96,6 +96,9 @@ pub struct Destinations {
     routes: crate::route::Routes,
     #[cfg(target_os = "linux")]
     egress: crate::config::Ifaces,
+    /// Where no route lookup says "local": the host's own addresses.
+    #[cfg(not(target_os = "linux"))]
+    own: crate::self_addrs::SelfAddrs,
 }
 
 impl Destinations {
@@ -106,6 +109,8 @@ impl Destinations {
             routes: crate::route::Routes::open()?,
             #[cfg(target_os = "linux")]
             egress: cfg.egress.clone(),
+            #[cfg(not(target_os = "linux"))]
+            own: crate::self_addrs::SelfAddrs::read()?,
         })
     }
 
@@ -142,10 +147,14 @@ impl Destinations {
         }
     }
 
-    /// pf.conf decides what is intercepted; the static checks remain.
+    /// pf.conf decides what is intercepted; the firewall's own addresses
+    /// are refused here (the generated rdr rules also say `to ! (self)`).
     #[cfg(not(target_os = "linux"))]
-    fn check_route(&mut self, _dst: IpAddr) -> Result<(), &'static str> {
-        Ok(())
+    fn check_route(&mut self, dst: IpAddr) -> Result<(), &'static str> {
+        match self.own.contains(dst, std::time::Instant::now()) {
+            true => Err("an address of the router itself"),
+            false => Ok(()),
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod privs;
 pub mod readiness;
 #[cfg(target_os = "linux")]
 pub mod route;
+pub mod self_addrs;
 pub mod session;
 pub mod signals;
 pub mod slab;

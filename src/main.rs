@@ -3,7 +3,7 @@
 
 use ftp_proxy::config::{Config, ConfigError, USAGE};
 use ftp_proxy::event_loop::Proxy;
-use ftp_proxy::filter::{Backend, FilterError};
+use ftp_proxy::filter::{Backend, DataPath, FilterError};
 use ftp_proxy::intercept::Destinations;
 use ftp_proxy::{daemon, net, privs};
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@
 //! work, so no peer can hold the loop.
 
 use crate::config::Config;
-use crate::filter::{Backend, DataMap, Installed};
+use crate::filter::{DataMap, DataPath, Installed};
 use crate::ftp::line::{Frame, LineBuf, OutBuf};
 use crate::ftp::policy::{self, Policy, Refusal, Severity, Verdict};
 use crate::ftp::relay::{Action, ReplyRelay};
@@ -129,7 +129,7 @@ impl fmt::Display for End {
 /// What a session needs from the daemon while it handles a line.
 pub struct Ctx<'a> {
     pub cfg: &'a Config,
-    pub filter: &'a mut Backend,
+    pub filter: &'a mut dyn DataPath,
     pub now: Instant,
     /// Whole seconds since start, for log budgets.
     pub second: u64,
@@ -677,7 +677,7 @@ impl Session {
     }
 
     /// Removes the kernel state and closes both connections.
-    pub fn close(&mut self, filter: &mut Backend, why: &End) {
+    pub fn close(&mut self, filter: &mut dyn DataPath, why: &End) {
         if let Some(p) = self.pending.take() {
             if let Err(e) = filter.remove(&p.map) {
                 log::error!("#{} removing mapping: {e}", self.id);

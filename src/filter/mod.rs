@@ -3,7 +3,8 @@
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 #[cfg(target_os = "linux")]
 pub mod nft;
@@ -80,6 +81,62 @@ impl DataMap {
             session,
         }
     }
+}
+
+/// How a kernel keeps a mapping to one connection (invariant 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OneShot {
+    /// The kernel uses the mapping up with the first packet that takes
+    /// it: nf_tables `dynset delete`, pf's `once` rule (OpenBSD).
+    Kernel,
+    /// The proxy removes the mapping once the kernel shows a state made
+    /// by it, looking every `refresh_every`: a second connection within
+    /// that window is still possible (FreeBSD's pf has no `once`).
+    Polled,
+    /// Nothing uses it up: it admits connections (one at a time, pf's
+    /// `max-states 1`) until it expires or is replaced (kernels before
+    /// nf_tables' dynset delete).
+    Replaced,
+}
+
+/// The contract between a session and the kernel: the one interface the
+/// session and the event loop use, which each backend (nft on Linux, pf
+/// on the BSDs) implements.
+///
+/// - A mapping admits the first packet of one connection from exactly
+///   `src` to exactly `dst:dport`, and translates it; how it is kept to
+///   one connection is `one_shot`.
+/// - `install` replaces the session's previous mapping in the same kernel
+///   transaction. The backend knows the keys of the mappings sessions
+///   hold: it never installs one whose key another session holds
+///   (`PortInUse`: the session picks another port).
+/// - A mapping lives until used, replaced or removed (`remove` at
+///   session end); where elements carry a timeout, `refresh` keeps them.
+/// - What a crash leaves: `owned` says whether the kernel drops the
+///   state with the process; else the next start removes it.
+pub trait DataPath {
+    /// Installs `new`, removing `old` in the same transaction.
+    fn install(&mut self, old: Option<&DataMap>, new: &DataMap) -> Result<Installed, FilterError>;
+    /// Removes a mapping; one already used up is not an error.
+    fn remove(&mut self, d: &DataMap) -> Result<(), FilterError>;
+    /// How often a pending mapping wants `refresh`, if ever.
+    fn refresh_every(&self) -> Option<Duration>;
+    /// Keeps a pending mapping; false once it is used up (the session
+    /// then forgets it).
+    fn refresh(&mut self, d: &DataMap) -> Result<bool, FilterError>;
+    /// Re-creates the instance's kernel objects if an admin removed
+    /// them; true when it did.
+    fn ensure(&mut self) -> Result<bool, FilterError>;
+    /// Removes the instance's kernel objects at a clean exit.
+    fn close(&mut self) -> Result<(), FilterError>;
+    /// The kernel objects' name, for the log.
+    fn table(&self) -> &str;
+    /// Whether the kernel drops the instance's state with the process.
+    fn owned(&self) -> bool;
+    fn one_shot(&self) -> OneShot;
+    /// Where a redirected connection was going, where the kernel keeps
+    /// it away from the socket (FreeBSD's rdr); None: ask the socket.
+    fn original_dst(&mut self, client: SocketAddr, local: SocketAddr) -> Option<SocketAddr>;
 }
 
 /// How an installation went, when the kernel took the request.

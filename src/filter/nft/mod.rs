@@ -14,19 +14,23 @@ pub mod msg;
 pub mod objects;
 pub mod socket;
 
-use super::{DataMap, FilterError, Installed};
+use super::{DataMap, DataPath, FilterError, Installed, OneShot};
 use crate::config::Config;
 use instance::{Claim, TableName, Taken};
 use msg::MsgBuf;
 use objects::{Del, Family, Intercept, KeyFrom, Marks, NatRule, Packed, Value, NFT_TABLE_F_OWNER};
 use socket::NlSocket;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 /// How long a pending mapping lives where the kernel cannot drop the
 /// table with the process (no owner flag, Linux < 5.12) or cannot use an
 /// element up (no dynset delete): a crashed proxy leaves nothing usable
 /// behind for longer. A live proxy refreshes its pending mappings well
-/// before (see `REFRESH_AFTER`), so they last until used all the same.
+/// before (`REFRESH_EVERY`), so they last until used all the same.
 pub const ELEMENT_TIMEOUT_MS: u64 = 60_000;
+/// How often a pending mapping's elements get a fresh timeout.
+const REFRESH_EVERY: Duration = Duration::from_secs(20);
 
 const PRE: &str = "prerouting";
 const POST: &str = "postrouting";
@@ -270,16 +274,6 @@ impl Nft {
         }
     }
 
-    /// Re-creates the table if it is gone; true when it had to. Mappings
-    /// that went with it are lost; new ones work again.
-    pub fn ensure(&mut self) -> Result<bool, FilterError> {
-        if self.present()? {
-            return Ok(false);
-        }
-        self.rebuild()?;
-        Ok(true)
-    }
-
     fn rebuild(&mut self) -> Result<(), FilterError> {
         log::warn!(
             "table inet {} was removed (ruleset flushed?): creating it again",
@@ -290,24 +284,6 @@ impl Nft {
             Err(e) => return Err(e),
         }
         self.create()
-    }
-
-    /// Conntrack answers this (SO_ORIGINAL_DST, in `intercept`).
-    pub fn original_dst(
-        &mut self,
-        _client: std::net::SocketAddr,
-        _local: std::net::SocketAddr,
-    ) -> Option<std::net::SocketAddr> {
-        None
-    }
-
-    /// True when the kernel drops the table by itself with the process.
-    pub fn owned(&self) -> bool {
-        self.can.owner
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -430,14 +406,38 @@ impl Nft {
         })
     }
 
+    /// One batch: `gone`'s elements deleted quietly, `e`'s added.
+    fn add(&mut self, gone: Option<&Elements>, e: &Elements) -> Result<Installed, FilterError> {
+        let dnat = names(self.fam).dnat;
+        let t = self.timeout();
+        let r = self.batch("add mapping", |m, seq, tb| {
+            if let Some(g) = gone {
+                let k = g.key.bytes();
+                objects::del_element(m, seq(), tb, dnat, k, Del::Destroy);
+                objects::del_element(m, seq(), tb, g.snat_map, k, Del::Destroy);
+            }
+            let k = e.key.bytes();
+            objects::add_element(m, seq(), tb, dnat, k, e.dnat_value.bytes(), t);
+            objects::add_element(m, seq(), tb, e.snat_map, k, e.snat_value.bytes(), t);
+        });
+        match r {
+            Ok(()) => Ok(Installed::Done),
+            // The random proxy port is taken for this pair of hosts.
+            Err(FilterError::Kernel(_, libc::EEXIST)) => Ok(Installed::PortInUse),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.raw_fd()
+    }
+}
+
+impl DataPath for Nft {
     /// Installs `new`'s two elements, removing `old`'s in the same batch:
     /// one netlink round trip per PORT/PASV where the kernel can delete
     /// quietly (an element its connection used up is gone already).
-    pub fn install(
-        &mut self,
-        old: Option<&DataMap>,
-        new: &DataMap,
-    ) -> Result<Installed, FilterError> {
+    fn install(&mut self, old: Option<&DataMap>, new: &DataMap) -> Result<Installed, FilterError> {
         let e = self.elements(new);
         let gone = old.map(|o| self.elements(o));
         let key = HeldKey::of(&e.key);
@@ -470,63 +470,9 @@ impl Nft {
         r
     }
 
-    /// One batch: `gone`'s elements deleted quietly, `e`'s added.
-    fn add(&mut self, gone: Option<&Elements>, e: &Elements) -> Result<Installed, FilterError> {
-        let dnat = names(self.fam).dnat;
-        let t = self.timeout();
-        let r = self.batch("add mapping", |m, seq, tb| {
-            if let Some(g) = gone {
-                let k = g.key.bytes();
-                objects::del_element(m, seq(), tb, dnat, k, Del::Destroy);
-                objects::del_element(m, seq(), tb, g.snat_map, k, Del::Destroy);
-            }
-            let k = e.key.bytes();
-            objects::add_element(m, seq(), tb, dnat, k, e.dnat_value.bytes(), t);
-            objects::add_element(m, seq(), tb, e.snat_map, k, e.snat_value.bytes(), t);
-        });
-        match r {
-            Ok(()) => Ok(Installed::Done),
-            // The random proxy port is taken for this pair of hosts.
-            Err(FilterError::Kernel(_, libc::EEXIST)) => Ok(Installed::PortInUse),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether pending mappings must be refreshed to outlive the element
-    /// timeout: only where the kernel uses elements up but would not drop
-    /// the table with a crashed process.
-    pub fn expires(&self) -> bool {
-        self.timeout().is_some() && self.can.one_shot
-    }
-
-    /// Gives a pending mapping a fresh timeout. False when its elements
-    /// are gone: its connection used them up (or they expired).
-    pub fn refresh(&mut self, d: &DataMap) -> Result<bool, FilterError> {
-        let dnat = names(self.fam).dnat;
-        let e = self.elements(d);
-        let t = self.timeout();
-        let r = self.batch("refresh mapping", |m, seq, tb| {
-            let k = e.key.bytes();
-            objects::del_element(m, seq(), tb, dnat, k, Del::Delete);
-            objects::del_element(m, seq(), tb, e.snat_map, k, Del::Delete);
-            objects::add_element(m, seq(), tb, dnat, k, e.dnat_value.bytes(), t);
-            objects::add_element(m, seq(), tb, e.snat_map, k, e.snat_value.bytes(), t);
-        });
-        match r {
-            Ok(()) => Ok(true),
-            // Rolled back: used up (or expired). The session forgets it,
-            // so its key is free again.
-            Err(FilterError::Kernel(_, libc::ENOENT)) => {
-                self.held.remove(&HeldKey::of(&e.key));
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Removes one data connection's elements; those already used up or
     /// expired are not an error.
-    pub fn remove(&mut self, d: &DataMap) -> Result<(), FilterError> {
+    fn remove(&mut self, d: &DataMap) -> Result<(), FilterError> {
         let dnat = names(self.fam).dnat;
         let e = self.elements(d);
         self.held.remove(&HeldKey::of(&e.key));
@@ -555,9 +501,54 @@ impl Nft {
         }
     }
 
+    /// Pending mappings are refreshed to outlive the element timeout
+    /// only where the kernel uses elements up but would not drop the
+    /// table with a crashed process.
+    fn refresh_every(&self) -> Option<Duration> {
+        match self.timeout().is_some() && self.can.one_shot {
+            true => Some(REFRESH_EVERY),
+            false => None,
+        }
+    }
+
+    /// Gives a pending mapping a fresh timeout. False when its elements
+    /// are gone: its connection used them up (or they expired).
+    fn refresh(&mut self, d: &DataMap) -> Result<bool, FilterError> {
+        let dnat = names(self.fam).dnat;
+        let e = self.elements(d);
+        let t = self.timeout();
+        let r = self.batch("refresh mapping", |m, seq, tb| {
+            let k = e.key.bytes();
+            objects::del_element(m, seq(), tb, dnat, k, Del::Delete);
+            objects::del_element(m, seq(), tb, e.snat_map, k, Del::Delete);
+            objects::add_element(m, seq(), tb, dnat, k, e.dnat_value.bytes(), t);
+            objects::add_element(m, seq(), tb, e.snat_map, k, e.snat_value.bytes(), t);
+        });
+        match r {
+            Ok(()) => Ok(true),
+            // Rolled back: used up (or expired). The session forgets it,
+            // so its key is free again.
+            Err(FilterError::Kernel(_, libc::ENOENT)) => {
+                self.held.remove(&HeldKey::of(&e.key));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Re-creates the table if it is gone; true when it had to. Mappings
+    /// that went with it are lost; new ones work again.
+    fn ensure(&mut self) -> Result<bool, FilterError> {
+        if self.present()? {
+            return Ok(false);
+        }
+        self.rebuild()?;
+        Ok(true)
+    }
+
     /// Deletes the table and everything in it, leaving the keeper's
     /// nat chain registered in the same batch (see `instance::KEEPER`).
-    pub fn close(&mut self) -> Result<(), FilterError> {
+    fn close(&mut self) -> Result<(), FilterError> {
         let (hook, prio) = (objects::HOOK_POSTROUTING, objects::PRIO_SRCNAT);
         let with_keeper = self.batch("delete table", |m, seq, t| {
             objects::table(m, seq(), instance::KEEPER, 0);
@@ -582,7 +573,24 @@ impl Nft {
         }
     }
 
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        self.sock.raw_fd()
+    fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// True when the kernel drops the table by itself with the process.
+    fn owned(&self) -> bool {
+        self.can.owner
+    }
+
+    /// Conntrack answers this (SO_ORIGINAL_DST, in `intercept`).
+    fn original_dst(&mut self, _client: SocketAddr, _local: SocketAddr) -> Option<SocketAddr> {
+        None
+    }
+
+    fn one_shot(&self) -> OneShot {
+        match self.can.one_shot {
+            true => OneShot::Kernel,
+            false => OneShot::Replaced,
+        }
     }
 }

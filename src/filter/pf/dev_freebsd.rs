@@ -2,14 +2,15 @@
 //! anchor's filter, nat and rdr rulesets; each rule's pool address goes in
 //! through DIOCBEGINADDRS/DIOCADDADDR first.
 
-use super::dev::{ioctl, Common};
+use super::dev::{ioctl, AnchorPath, Anchors, Common};
 use super::freebsd::*;
-use super::rules::{anchor_name, exact};
+use super::rules::exact;
 use super::rules_freebsd::{mapping_rules, FbRule};
 use crate::config::Config;
-use crate::filter::{DataMap, FilterError};
+use crate::filter::{DataMap, FilterError, OneShot};
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 /// Rulesets of one transaction, in this order.
 const RULESETS: [i32; 3] = [PF_RULESET_FILTER, PF_RULESET_NAT, PF_RULESET_RDR];
@@ -32,19 +33,22 @@ fn addr(a: IpAddr) -> PfAddr {
 }
 
 impl Pf {
-    /// Opens /dev/pf and checks that pf is enabled.
+    /// Opens /dev/pf, checks that pf is enabled and flushes the anchors
+    /// of daemons that no longer run.
     pub fn open(cfg: &Config) -> Result<Pf, FilterError> {
-        Ok(Pf {
+        let mut pf = Pf {
             c: Common::open(cfg, DIOCGETSTATUS, |s: &PfStatus| s.running != 0)?,
             io: Box::default(),
             pool: Box::default(),
             rules: Box::new([FbRule::default(); 4]),
-        })
+        };
+        super::dev::sweep_and_say(&mut pf);
+        Ok(pf)
     }
 
     /// After an `rdr … -> 127.0.0.1 port 8021`, the destination the client
     /// wanted, from pf's state (DIOCNATLOOK).
-    pub fn original_dst(&mut self, client: SocketAddr, local: SocketAddr) -> Option<SocketAddr> {
+    fn natlook(&mut self, client: SocketAddr, local: SocketAddr) -> Option<SocketAddr> {
         let mut n = PfiocNatlook {
             saddr: addr(client.ip()),
             daddr: addr(local.ip()),
@@ -68,11 +72,11 @@ impl Pf {
 
     /// Replaces the session anchor's rulesets with the first `count` rules
     /// of `self.rules` (0 flushes them); rolled back on any failure.
-    fn transaction(&mut self, session: u64, count: usize) -> Result<(), FilterError> {
+    fn transaction(&mut self, anchor: &AnchorPath, count: usize) -> Result<(), FilterError> {
         let mut e = [PfiocTransE::default(); 3];
         for (t, &rs) in e.iter_mut().zip(&RULESETS) {
             t.kind = rs;
-            anchor_name(&mut t.anchor, super::dev::pid(), session);
+            t.anchor = *anchor;
         }
         let mut t = PfiocTrans {
             size: e.len() as i32,
@@ -120,13 +124,49 @@ impl Pf {
         io.rule = r.rule;
         ioctl(&self.c.dev, DIOCADDRULE, io, "DIOCADDRULE")
     }
+}
 
-    /// The session's anchor gets the four rules of `d`, replacing the
-    /// previous PORT/PASV's.
-    pub fn add(&mut self, d: &DataMap) -> Result<(), FilterError> {
-        mapping_rules(d, &self.c.opts(), &mut self.rules);
-        self.transaction(d.session, 4)
+impl Anchors for Pf {
+    /// FreeBSD's pf has no one-shot rules (no PFRULE_ONCE in its pf.h):
+    /// the proxy looks once a second whether the anchor's pass rule has
+    /// made its state, and then flushes the anchor.
+    const ONE_SHOT: OneShot = OneShot::Polled;
+    const CHECK_EVERY: Option<Duration> = Some(Duration::from_secs(1));
+
+    /// The anchor gets the four rules of `d`, replacing the previous
+    /// PORT/PASV's, or nothing.
+    fn load(&mut self, anchor: &AnchorPath, d: Option<&DataMap>) -> Result<(), FilterError> {
+        match d {
+            Some(d) => {
+                mapping_rules(d, &self.c.opts(), &mut self.rules);
+                self.transaction(anchor, 4)
+            }
+            None => self.transaction(anchor, 0),
+        }
     }
 
-    super::dev::anchor_backend!();
+    /// The anchor's first filter rule (`pass in … keep state (max 1)`)
+    /// has made a state: DIOCGETRULES for the ticket, DIOCGETRULE for its
+    /// counters. An anchor with no filter rule counts as used.
+    fn used(&mut self, anchor: &AnchorPath) -> Result<bool, FilterError> {
+        let io = &mut *self.io;
+        *io = PfiocRule::default();
+        io.anchor = *anchor;
+        io.rule.action = super::openbsd::PF_PASS;
+        ioctl(&self.c.dev, DIOCGETRULES, io, "DIOCGETRULES")?;
+        if io.nr == 0 {
+            return Ok(true);
+        }
+        io.nr = 0;
+        ioctl(&self.c.dev, DIOCGETRULE, io, "DIOCGETRULE")?;
+        Ok(io.rule.u_states_tot > 0)
+    }
+
+    fn lookup(&mut self, client: SocketAddr, local: SocketAddr) -> Option<SocketAddr> {
+        self.natlook(client, local)
+    }
+
+    fn dev(&self) -> &std::os::fd::OwnedFd {
+        &self.c.dev
+    }
 }

@@ -1,13 +1,14 @@
 //! /dev/pf on OpenBSD: one transaction per mapping on the session's anchor,
 //! holding its rdr and nat rules (pf_rule has a pool for each).
 
-use super::dev::{ioctl, Common};
+use super::dev::{ioctl, AnchorPath, Anchors, Common};
 use super::openbsd::*;
-use super::rules::{anchor_name, mapping_rules};
+use super::rules::mapping_rules;
 use crate::config::Config;
-use crate::filter::{DataMap, FilterError};
+use crate::filter::{DataMap, FilterError, OneShot};
 use std::mem::size_of;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub struct Pf {
     c: Common,
@@ -17,29 +18,26 @@ pub struct Pf {
 }
 
 impl Pf {
-    /// Opens /dev/pf and checks that pf is enabled.
+    /// Opens /dev/pf, checks that pf is enabled and flushes the anchors
+    /// of daemons that no longer run.
     pub fn open(cfg: &Config) -> Result<Pf, FilterError> {
-        Ok(Pf {
+        let mut pf = Pf {
             c: Common::open(cfg, DIOCGETSTATUS, |s: &PfStatus| s.running != 0)?,
             io: Box::default(),
             rules: Box::new([PfRule::default(); 2]),
-        })
+        };
+        super::dev::sweep_and_say(&mut pf);
+        Ok(pf)
     }
 
-    /// `divert-to` leaves the original destination as the socket's own
-    /// address: nothing to look up.
-    pub fn original_dst(&mut self, _client: SocketAddr, _local: SocketAddr) -> Option<SocketAddr> {
-        None
-    }
-
-    /// Replaces the session's anchor with `count` rules of `self.rules`
-    /// (0 flushes it); rolled back if any step fails.
-    fn transaction(&mut self, session: u64, count: usize) -> Result<(), FilterError> {
+    /// Replaces `anchor`'s rules with `count` rules of `self.rules` (0
+    /// flushes it); rolled back if any step fails.
+    fn transaction(&mut self, anchor: &AnchorPath, count: usize) -> Result<(), FilterError> {
         let mut e = PfiocTransE {
             kind: PF_TRANS_RULESET,
+            anchor: *anchor,
             ..PfiocTransE::default()
         };
-        anchor_name(&mut e.anchor, super::dev::pid(), session);
         let mut t = PfiocTrans {
             size: 1,
             esize: size_of::<PfiocTransE>() as i32,
@@ -65,13 +63,37 @@ impl Pf {
         }
         Ok(())
     }
+}
 
-    /// The session's anchor gets the rdr and nat rules of `d`, replacing
-    /// what it had (the previous PORT/PASV).
-    pub fn add(&mut self, d: &DataMap) -> Result<(), FilterError> {
-        mapping_rules(d, &self.c.opts(), &mut self.rules);
-        self.transaction(d.session, 2)
+impl Anchors for Pf {
+    /// Both rules are `once`: pf removes each at its first match.
+    const ONE_SHOT: OneShot = OneShot::Kernel;
+    const CHECK_EVERY: Option<Duration> = None;
+
+    /// The anchor gets the rdr and nat rules of `d`, replacing what it
+    /// had (the previous PORT/PASV), or nothing.
+    fn load(&mut self, anchor: &AnchorPath, d: Option<&DataMap>) -> Result<(), FilterError> {
+        match d {
+            Some(d) => {
+                mapping_rules(d, &self.c.opts(), &mut self.rules);
+                self.transaction(anchor, 2)
+            }
+            None => self.transaction(anchor, 0),
+        }
     }
 
-    super::dev::anchor_backend!();
+    /// Never asked: the kernel uses the rules up.
+    fn used(&mut self, _anchor: &AnchorPath) -> Result<bool, FilterError> {
+        Ok(false)
+    }
+
+    /// `divert-to` leaves the original destination as the socket's own
+    /// address: nothing to look up.
+    fn lookup(&mut self, _client: SocketAddr, _local: SocketAddr) -> Option<SocketAddr> {
+        None
+    }
+
+    fn dev(&self) -> &std::os::fd::OwnedFd {
+        &self.c.dev
+    }
 }

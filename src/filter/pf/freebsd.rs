@@ -205,8 +205,16 @@ pub const DIOCGETSTATUSNV: u64 = iowr(b'D', 21, 3 * size_of::<usize>());
 pub const DIOCNATLOOK: u64 = iowr(b'D', 23, size_of::<PfiocNatlook>());
 pub const DIOCBEGINADDRS: u64 = iowr(b'D', 51, size_of::<PfiocPooladdr>());
 pub const DIOCADDADDR: u64 = iowr(b'D', 52, size_of::<PfiocPooladdr>());
-/// The transaction ioctls and their structure are OpenBSD's.
-pub use super::openbsd::{DIOCXBEGIN, DIOCXCOMMIT, DIOCXROLLBACK};
+/// The transaction ioctls and their structure are OpenBSD's, and so are
+/// the anchor listing's.
+pub use super::openbsd::{
+    PfiocRuleset, DIOCGETRULESET, DIOCGETRULESETS, DIOCXBEGIN, DIOCXCOMMIT, DIOCXROLLBACK,
+};
+/// The number of rules in an anchor's ruleset (and a ticket), then one
+/// of them with its counters: how the proxy sees that a mapping's state
+/// exists (FreeBSD's pf has no one-shot rules).
+pub const DIOCGETRULES: u64 = iowr(b'D', 6, size_of::<PfiocRule>());
+pub const DIOCGETRULE: u64 = iowr(b'D', 7, size_of::<PfiocRule>());
 
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
@@ -229,7 +237,11 @@ mod tests {
             PfiocPooladdr::default(),
             PfiocNatlook::default(),
         );
-        let (e, s) = (PfiocTransE::default(), PfStatus::default());
+        let (e, s, rs) = (
+            PfiocTransE::default(),
+            PfStatus::default(),
+            PfiocRuleset::default(),
+        );
         let t = PfiocTrans {
             size: 0,
             esize: 0,
@@ -242,7 +254,7 @@ mod tests {
                 PfiocRule = "pfioc_rule", PfiocTransE = "pfioc_trans_e",
                 PfiocTrans = "pfioc_trans", PfStatus = "pf_status",
                 PfPooladdr = "pf_pooladdr", PfiocPooladdr = "pfioc_pooladdr",
-                PfiocNatlook = "pfioc_natlook")[..],
+                PfiocNatlook = "pfioc_natlook", PfiocRuleset = "pfioc_ruleset")[..],
             &layout!(w = "pf_addr_wrap": p, kind = "type"),
             &layout!(a = "pf_rule_addr": port, port_op),
             &layout!(pa = "pf_pooladdr": entries, ifname, kif),
@@ -251,15 +263,17 @@ mod tests {
                 evaluations, os_fingerprint, rtableid, timeout, max_states, cuid,
                 states_cur, return_icmp, uid, rule_flag, action, log, quick, natpass,
                 keep_state, af, proto, kind = "type", flags, flagset, prio, set_prio,
-                divert_addr = "divert", u_states_cur),
-            &layout!(io = "pfioc_rule": ticket, pool_ticket, anchor, anchor_call, rule),
+                divert_addr = "divert", u_states_cur, u_states_tot),
+            &layout!(io = "pfioc_rule": ticket, pool_ticket, nr, anchor, anchor_call, rule),
             &layout!(pp = "pfioc_pooladdr": ticket, af, anchor, addr),
             &layout!(n = "pfioc_natlook": rdaddr, sport, rdport, af, direction),
             &layout!(e = "pfioc_trans_e": anchor, ticket),
             &layout!(t = "pfioc_trans": array),
             &layout!(s = "pf_status": running, ifname),
+            &layout!(rs = "pfioc_ruleset": path, name),
             &layout!(ioctls: DIOCADDRULE, DIOCGETSTATUS, DIOCGETSTATUSNV, DIOCNATLOOK,
-                DIOCBEGINADDRS, DIOCADDADDR, DIOCXBEGIN, DIOCXCOMMIT, DIOCXROLLBACK),
+                DIOCBEGINADDRS, DIOCADDADDR, DIOCXBEGIN, DIOCXCOMMIT, DIOCXROLLBACK,
+                DIOCGETRULES, DIOCGETRULE, DIOCGETRULESETS, DIOCGETRULESET),
         ]
         .concat();
         check_layout("freebsd", &ours);

@@ -26,7 +26,9 @@ pub mod openbsd;
 pub mod rules;
 pub mod rules_freebsd;
 
-#[cfg(any(target_os = "openbsd", target_os = "freebsd"))]
+// In unit tests on Linux too, for the contract built on `dev::Anchors`.
+#[cfg(any(target_os = "openbsd", target_os = "freebsd", test))]
+#[cfg_attr(test, allow(dead_code))]
 mod dev;
 #[cfg(target_os = "freebsd")]
 mod dev_freebsd;

@@ -26,6 +26,11 @@ pub const PF_LOG_ALL: u8 = 0x02;
 pub const PF_STATE_NORMAL: u8 = 1;
 /// `prio` and `set_prio` left alone.
 pub const PF_PRIO_NOTSET: u8 = 0xff;
+/// `rule_flag`: a one-shot rule, gone from its ruleset after its first
+/// match (pf.conf `once`; the state it made stays).
+pub const PFRULE_ONCE: u32 = 0x0010_0000;
+/// PF_ANCHOR_NAME_SIZE.
+pub const PF_ANCHOR_NAME_SIZE: usize = 64;
 pub const TH_SYN: u8 = 0x02;
 pub const TH_ACK: u8 = 0x10;
 pub const AF_INET: u8 = 2;
@@ -232,7 +237,16 @@ pub struct PfStatus {
     pub pf_chksum: [u8; 16],
 }
 
-zeroed_default!(PfRule, PfiocRule, PfiocTransE, PfStatus);
+/// `struct pfioc_ruleset`: the child anchors of `path`, one by one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PfiocRuleset {
+    pub nr: u32,
+    pub path: [u8; PATH_MAX],
+    pub name: [u8; PF_ANCHOR_NAME_SIZE],
+}
+
+zeroed_default!(PfRule, PfiocRule, PfiocTransE, PfStatus, PfiocRuleset);
 
 /// `_IOWR(group, num, T)` of sys/ioccom.h (the same on FreeBSD).
 pub const fn iowr(group: u8, num: u8, len: usize) -> u64 {
@@ -245,6 +259,8 @@ pub const DIOCGETSTATUS: u64 = iowr(b'D', 21, size_of::<PfStatus>());
 pub const DIOCXBEGIN: u64 = iowr(b'D', 81, size_of::<PfiocTrans>());
 pub const DIOCXCOMMIT: u64 = iowr(b'D', 82, size_of::<PfiocTrans>());
 pub const DIOCXROLLBACK: u64 = iowr(b'D', 83, size_of::<PfiocTrans>());
+pub const DIOCGETRULESETS: u64 = iowr(b'D', 58, size_of::<PfiocRuleset>());
+pub const DIOCGETRULESET: u64 = iowr(b'D', 59, size_of::<PfiocRuleset>());
 
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
@@ -261,10 +277,11 @@ mod tests {
             PfPool::default(),
             PfRule::default(),
         );
-        let (io, e, s) = (
+        let (io, e, s, rs) = (
             PfiocRule::default(),
             PfiocTransE::default(),
             PfStatus::default(),
+            PfiocRuleset::default(),
         );
         let t = PfiocTrans {
             size: 0,
@@ -276,7 +293,8 @@ mod tests {
                 PfAddr = "pf_addr", PfAddrWrap = "pf_addr_wrap",
                 PfRuleAddr = "pf_rule_addr", PfPool = "pf_pool", PfRule = "pf_rule",
                 PfiocRule = "pfioc_rule", PfiocTransE = "pfioc_trans_e",
-                PfiocTrans = "pfioc_trans", PfStatus = "pf_status")[..],
+                PfiocTrans = "pfioc_trans", PfStatus = "pf_status",
+                PfiocRuleset = "pfioc_ruleset")[..],
             &layout!(w = "pf_addr_wrap": p, kind = "type"),
             &layout!(a = "pf_rule_addr": port, port_op),
             &layout!(p = "pf_pool": key, counter, tblidx, proxy_port, opts, kif, states),
@@ -289,8 +307,9 @@ mod tests {
             &layout!(e = "pfioc_trans_e": anchor, ticket),
             &layout!(t = "pfioc_trans": array),
             &layout!(s = "pf_status": since, running, ifname),
+            &layout!(rs = "pfioc_ruleset": path, name),
             &layout!(ioctls: DIOCADDRULE, DIOCGETSTATUS, DIOCXBEGIN, DIOCXCOMMIT,
-                DIOCXROLLBACK),
+                DIOCXROLLBACK, DIOCGETRULESETS, DIOCGETRULESET),
         ]
         .concat();
         check_layout("openbsd", &ours);

@@ -9,7 +9,12 @@
 //! ```
 //!
 //! With `-T tag` the rules are `match` without `quick`, so the admin's own
-//! rules decide, on the tag. Plain data: tested on every target.
+//! rules decide, on the tag. Both rules are `once` (PFRULE_ONCE), which
+//! OpenBSD's ftp-proxy leaves out (`notyet`): `max 1` bounds only the
+//! states at one time, so without it a second connection could follow
+//! the first until the next PORT/PASV. A one-shot rule is gone from the
+//! anchor at its first match, and the state it made stays. Plain data:
+//! tested on every target.
 
 use super::openbsd::*;
 use crate::filter::DataMap;
@@ -99,6 +104,7 @@ fn base(r: &mut PfRule, src: IpAddr, dst: IpAddr, dport: u16, o: &RuleOpts) {
     r.rdr.addr.kind = PF_ADDR_NONE;
     r.set_prio = [PF_PRIO_NOTSET; 2];
     r.onrdomain = -1;
+    r.rule_flag = PFRULE_ONCE;
 }
 
 /// Fills `out` with the rdr rule and the nat rule of mapping `d`.
@@ -116,6 +122,20 @@ pub fn mapping_rules(d: &DataMap, o: &RuleOpts, out: &mut [PfRule; 2]) {
         Some(p) => [p, p],
         None => [NAT_PORT_LOW, NAT_PORT_HIGH],
     };
+}
+
+/// The pid in a session anchor's own name (`<pid>.<session>`, as the
+/// kernel lists the children of `ftp-proxy`); None for names that are
+/// not the proxy's.
+pub fn anchor_pid(name: &[u8]) -> Option<u32> {
+    let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+    let dot = name.iter().position(|&b| b == b'.')?;
+    let (pid, session) = (&name[..dot], &name[dot + 1..]);
+    let digits = |p: &[u8]| !p.is_empty() && p.len() <= 20 && p.iter().all(u8::is_ascii_digit);
+    if !digits(pid) || !digits(session) || pid.len() > 10 {
+        return None;
+    }
+    std::str::from_utf8(pid).ok()?.parse().ok()
 }
 
 /// `ftp-proxy/<pid>.<session>`, NUL-terminated in `out`.
@@ -165,6 +185,10 @@ mod tests {
         );
         let [rdr, nat] = build(&d, &RuleOpts::default());
         for r in [&rdr, &nat] {
+            assert_eq!(
+                r.rule_flag, PFRULE_ONCE,
+                "one connection, not one at a time"
+            );
             assert_eq!((r.af, r.proto), (AF_INET, IPPROTO_TCP));
             assert_eq!((r.action, r.quick, r.log), (PF_PASS, 1, 0));
             assert_eq!((r.keep_state, r.max_states), (PF_STATE_NORMAL, 1));
@@ -206,6 +230,7 @@ mod tests {
         let [rdr, nat] = build(&d, &o);
         for r in [&rdr, &nat] {
             assert_eq!(r.af, AF_INET6);
+            assert_eq!(r.rule_flag, PFRULE_ONCE);
             assert_eq!((r.action, r.quick, r.log), (PF_MATCH, 0, PF_LOG_ALL));
             assert_eq!(cstr(&r.tagname), "FTPDATA");
             assert_eq!(cstr(&r.qname), "ftp_q");
@@ -238,5 +263,22 @@ mod tests {
         put_str(&mut short, "a-very-long-tag");
         assert_eq!(cstr(&short), "a-very-");
         assert_eq!(short[7], 0);
+    }
+
+    #[test]
+    fn stale_anchors_are_told_by_their_pid() {
+        assert_eq!(anchor_pid(b"4242.17\0\0"), Some(4242));
+        assert_eq!(anchor_pid(b"1.0"), Some(1));
+        for not_ours in [
+            &b"4242"[..],
+            b".17",
+            b"4242.",
+            b"a.1",
+            b"1.b",
+            b"99999999999.1",
+            b"",
+        ] {
+            assert_eq!(anchor_pid(not_ours), None, "{not_ours:?}");
+        }
     }
 }
