@@ -122,6 +122,9 @@ mod tests {
         }
         for r in &out {
             assert_eq!((r.rule.af, r.rule.proto, r.rule.rtableid), (AF_INET, 6, -1));
+            // FreeBSD's pf.h has no PFRULE_ONCE: no flag it would misread;
+            // the proxy flushes the anchor once the state exists instead.
+            assert_eq!(r.rule.rule_flag, 0);
         }
     }
 
