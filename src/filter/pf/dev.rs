@@ -201,20 +201,15 @@ impl<T: Anchors> DataPath for T {
 /// Most anchors one sweep looks at.
 const SWEEP_MAX: u32 = 4096;
 
-/// Whether process `pid` exists (EPERM: it does, under another user).
+/// Whether process `pid` exists (EPERM: it does, under another user;
+/// this daemon's own pid answers 0 like any other live one).
 fn running(pid: u32) -> bool {
     let Ok(p) = libc::pid_t::try_from(pid) else {
         return false;
     };
     // SAFETY: signal 0 only asks whether the process exists.
-    p == pid_t_self()
-        || unsafe { libc::kill(p, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-fn pid_t_self() -> libc::pid_t {
-    // SAFETY: getpid cannot fail.
-    unsafe { libc::getpid() }
+    let r = unsafe { libc::kill(p, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Flushes the anchors `ftp-proxy/<pid>.<session>` of daemons that no
