@@ -20,6 +20,8 @@ pub type Ifaces = heapless::Vec<heapless::String<IFNAMSIZ>, MAX_IFACES>;
 /// Longest instance name: `-n`, or an IPv6 listen address and a port.
 pub const NAME_MAX: usize = 48;
 pub type Instance = heapless::String<NAME_MAX>;
+/// A unix socket path's room (sun_path, less its NUL).
+pub const SUN_PATH_MAX: usize = 104;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -53,7 +55,22 @@ pub struct Config {
     /// What tells this instance from others on the host (`-n`, else the
     /// listen address and port): its nftables table is named after it.
     pub instance: Instance,
+    /// `-s`: the status socket (default `RUN_DIR/NAME.sock`).
+    pub status_path: Option<String>,
+    /// `-l`: where log lines go (default: stderr with -d, else syslog).
+    pub log_to: Option<LogTo>,
 }
+
+/// `-l`: the log's destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTo {
+    Stderr,
+    /// A syslog socket: `/dev/log`, or the path given.
+    Syslog(String),
+}
+
+/// The syslog socket of `-l syslog`.
+pub const DEV_LOG: &str = "/dev/log";
 
 impl Default for Config {
     fn default() -> Self {
@@ -81,6 +98,8 @@ impl Default for Config {
             user: None,
             chroot: None,
             instance: Instance::new(),
+            status_path: None,
+            log_to: None,
         }
     }
 }
@@ -107,9 +126,10 @@ fn bad<T>(msg: String) -> Result<T, ConfigError> {
 
 pub const USAGE: &str = "\
 usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
-                 [-i interface] [-M maxperclient] [-m maxsessions]
+                 [-i interface] [-l log] [-M maxperclient] [-m maxsessions]
                  [-n name] [-o interface] [-P port] [-p port] [-q queue]
-                 [-R address] [-T tag] [-t timeout] [-u user]
+                 [-R address] [-s socket] [-T tag] [-t timeout] [-u user]
+       ftp-proxy -S [-j] [name | socket ...]
 
   -6              IPv6 mode: only EPSV and EPRT are allowed
   -A              only anonymous logins (USER ftp or anonymous)
@@ -120,6 +140,10 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -d              stay in the foreground and log to stderr
   -i interface    (Linux) redirect tcp/21 arriving on this interface to the
                   proxy; may be given up to 8 times
+  -l log          where log lines go: stderr, syslog (/dev/log, facility
+                  daemon, each line at its own priority, tagged
+                  ftp-proxy/NAME) or the path of a syslog socket
+                  (default: stderr with -d, else syslog)
   -M maxperclient sessions one client host may hold, 1..500 (an IPv6
                   client counts by its /64; default 32, or -m if smaller)
   -m maxsessions  concurrent sessions, 1..500 (default 100)
@@ -133,6 +157,10 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -p port         listen port (default 8021)
   -q queue        Linux: tc class MAJOR:MINOR set as the priority of data
                   packets, needs -T; pf: queue name
+  -S              print the state of running instances (all, or those
+                  named) and exit; -j: as JSON
+  -s socket       status socket, mode 0600 (default
+                  /var/run/ftp-proxy/NAME.sock)
   -R address      reverse mode: always connect to this server (a name is
                   resolved once, at start)
   -r              active mode data connections come from port 20
@@ -273,7 +301,7 @@ impl Config {
         }
         o.optflagmulti("v", "", "verbose");
         for f in [
-            "a", "b", "c", "D", "M", "m", "n", "P", "p", "q", "R", "T", "t", "u",
+            "a", "b", "c", "D", "l", "M", "m", "n", "P", "p", "q", "R", "s", "T", "t", "u",
         ] {
             o.optopt(f, "", "", "");
         }
@@ -347,6 +375,27 @@ impl Config {
         c.intercept = interfaces("i", m.opt_strs("i"))?;
         c.egress = interfaces("o", m.opt_strs("o"))?;
         c.instance = instance(m.opt_str("n"), c.listen_addr, c.listen_port)?;
+        if let Some(s) = m.opt_str("s") {
+            if !s.starts_with('/') || s.len() >= SUN_PATH_MAX {
+                return bad(format!(
+                    "-s {s}: an absolute path, under {SUN_PATH_MAX} characters"
+                ));
+            }
+            c.status_path = Some(s);
+        }
+        c.log_to = match m.opt_str("l").as_deref() {
+            None => None,
+            Some("stderr") => Some(LogTo::Stderr),
+            Some("syslog") => Some(LogTo::Syslog(DEV_LOG.into())),
+            Some(p) if p.starts_with('/') && p.len() < SUN_PATH_MAX => {
+                Some(LogTo::Syslog(p.into()))
+            }
+            Some(p) => {
+                return bad(format!(
+                    "-l {p}: stderr, syslog, or the absolute path of a syslog socket"
+                ))
+            }
+        };
         c.check(filter)?;
         Ok(c)
     }
@@ -527,5 +576,26 @@ mod tests {
         assert!(p("-x").is_err());
         assert!(p("stray").is_err());
         assert_eq!(p("-h"), Err(ConfigError::Help));
+    }
+
+    #[test]
+    fn log_destinations_and_status_socket() {
+        assert_eq!(p("").unwrap().log_to, None);
+        assert_eq!(p("-l stderr").unwrap().log_to, Some(LogTo::Stderr));
+        assert_eq!(
+            p("-l syslog").unwrap().log_to,
+            Some(LogTo::Syslog("/dev/log".into()))
+        );
+        assert_eq!(
+            p("-l /run/log.sock").unwrap().log_to,
+            Some(LogTo::Syslog("/run/log.sock".into()))
+        );
+        assert!(p("-l relative").is_err());
+        assert!(p(&format!("-l /{}", "x".repeat(110))).is_err());
+        assert_eq!(
+            p("-s /run/x.sock").unwrap().status_path.as_deref(),
+            Some("/run/x.sock")
+        );
+        assert!(p("-s x.sock").is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! logic lives here.
 
 use crate::config::Config;
-use crate::filter::{Backend, DataPath};
+use crate::filter::{Backend, Counted, DataPath};
 use crate::ftp::command::Af;
 use crate::ftp::policy::Policy;
 use crate::intercept::{self, Destinations};
@@ -11,7 +11,10 @@ use crate::net;
 use crate::session::{Ctx, End, Phase, Session, Side, Turn};
 use crate::signals;
 use crate::slab::Slab;
-use mio::net::{TcpListener, TcpStream};
+use crate::status::render::{self, Records, Row};
+use crate::status::totals::Refused;
+use crate::status::{self, Status, Totals};
+use mio::net::{TcpListener, TcpStream, UnixListener};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::fmt;
@@ -55,7 +58,7 @@ pub struct Proxy {
     /// ready; a session whose turn ran out of budget goes to the back.
     ready: Vec<usize>,
     queued: Vec<bool>,
-    filter: Backend,
+    filter: Counted<Backend>,
     /// What the proxy may connect to in transparent mode.
     destinations: Destinations,
     next_id: u64,
@@ -63,6 +66,11 @@ pub struct Proxy {
     started: Instant,
     /// Log lines about refused connections, all peers together.
     refusals_logged: Budget,
+    totals: Totals,
+    status: Option<Status>,
+    /// A status query has something to do this turn.
+    status_due: bool,
+    records: Records,
 }
 
 fn client_token(i: usize) -> Token {
@@ -90,6 +98,7 @@ impl Proxy {
         mut listener: TcpListener,
         filter: Backend,
         destinations: Destinations,
+        status: Option<UnixListener>,
     ) -> io::Result<Proxy> {
         let poll = Poll::new()?;
         let signals = signals::install()?;
@@ -101,6 +110,10 @@ impl Proxy {
             Interest::READABLE,
         )?;
         let n = cfg.max_sessions as usize;
+        let status = match status {
+            Some(l) => Some(Status::new(l, poll.registry())?),
+            None => None,
+        };
         Ok(Proxy {
             sessions: Slab::with_capacity(n),
             // A turn's entries stay until it ends while sessions whose
@@ -112,12 +125,16 @@ impl Proxy {
             listener,
             listening: Listening::Idle,
             signals,
-            filter,
+            filter: Counted::new(filter),
             destinations,
             next_id: 0,
             ticks: 0,
             started: Instant::now(),
             refusals_logged: Budget::default(),
+            totals: Totals::default(),
+            status,
+            status_due: false,
+            records: Records::Off,
         })
     }
 
@@ -129,7 +146,8 @@ impl Proxy {
         loop {
             // Work left over from the last turn: look for events without
             // waiting, then serve it again.
-            let wait = match self.ready.is_empty() && self.listening != Listening::More {
+            let idle = self.ready.is_empty() && self.listening != Listening::More;
+            let wait = match idle && !self.status_due {
                 true => next_tick.saturating_duration_since(Instant::now()),
                 false => Duration::ZERO,
             };
@@ -141,6 +159,13 @@ impl Proxy {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.listening = Listening::More,
+                    status::LISTENER => {
+                        if let Some(st) = self.status.as_mut() {
+                            st.on_listener();
+                        }
+                        self.status_due = true;
+                    }
+                    token if status::query_of(token).is_some() => self.status_due = true,
                     SIGNALS => {
                         if self.signals() {
                             self.shutdown();
@@ -160,6 +185,9 @@ impl Proxy {
                 self.accept();
             }
             self.serve_ready();
+            if self.status_due {
+                self.serve_status();
+            }
             let now = Instant::now();
             if now >= next_tick {
                 self.tick(now);
@@ -214,6 +242,24 @@ impl Proxy {
         stop
     }
 
+    /// One step for each status query.
+    fn serve_status(&mut self) {
+        let Some(st) = self.status.as_mut() else {
+            self.status_due = false;
+            return;
+        };
+        let view = View {
+            cfg: &self.cfg,
+            sessions: &self.sessions,
+            totals: &self.totals,
+            filter: &self.filter,
+            started: self.started,
+            records: self.records,
+        };
+        let pending = st.serve(&view, self.poll.registry(), Instant::now());
+        self.status_due = pending == status::Pending::More;
+    }
+
     /// SIGUSR1: one line per live session (who is connected).
     fn report(&mut self) {
         let now = Instant::now();
@@ -225,7 +271,7 @@ impl Proxy {
             log::warn!(target: "notice",
                 "#{} client {} server {} proxy-port {} state {} idle {}s commands {} data {}",
                 s.id, s.client_addr, s.server_addr, pp, state,
-                now.saturating_duration_since(s.last_io).as_secs(), s.commands, s.data_conns
+                now.saturating_duration_since(s.last_io).as_secs(), s.commands, s.negotiated
             );
         }
     }
@@ -265,8 +311,10 @@ impl Proxy {
         mut stream: TcpStream,
         peer: SocketAddr,
         reply: &[u8],
+        reason: Refused,
         why: fmt::Arguments,
     ) {
+        self.totals.refuse(reason);
         let second = self.started.elapsed().as_secs();
         if let Some(n) = self.refusals_logged.take(second) {
             log::warn!("refusing client {peer}: {why}{}", Suppressed(n));
@@ -282,6 +330,7 @@ impl Proxy {
                 client,
                 peer,
                 BUSY,
+                Refused::SessionLimit,
                 format_args!("session limit ({cap}) reached"),
             );
         }
@@ -294,7 +343,7 @@ impl Proxy {
         let per_client = self.cfg.max_per_client;
         if held >= per_client as usize {
             let why = format_args!("per-client limit ({per_client}) reached");
-            return self.refuse(client, peer, BUSY, why);
+            return self.refuse(client, peer, BUSY, Refused::PerClientLimit, why);
         }
         let local = match client.local_addr() {
             Ok(a) => a,
@@ -308,7 +357,13 @@ impl Proxy {
             Some(a) => SocketAddr::new(a, self.cfg.reverse_port),
             None if orig == local && orig.port() == self.cfg.listen_port => {
                 let why = "connected to the proxy itself, not redirected (use -R for reverse mode)";
-                return self.refuse(client, peer, BUSY, format_args!("{why}"));
+                return self.refuse(
+                    client,
+                    peer,
+                    BUSY,
+                    Refused::NotRedirected,
+                    format_args!("{why}"),
+                );
             }
             None => {
                 // Transparent mode: the client chose the destination.
@@ -316,7 +371,7 @@ impl Proxy {
                     const NO: &[u8] =
                         b"421 Service not available: destination not allowed through this proxy\r\n";
                     let why = format_args!("destination {orig} refused: {why}");
-                    return self.refuse(client, peer, NO, why);
+                    return self.refuse(client, peer, NO, Refused::Destination, why);
                 }
                 orig
             }
@@ -325,7 +380,7 @@ impl Proxy {
             Ok(s) => s,
             Err(e) => {
                 let why = format_args!("cannot connect to server {server}: {e}");
-                return self.refuse(client, peer, BUSY, why);
+                return self.refuse(client, peer, BUSY, Refused::Unreachable, why);
             }
         };
         // The client's socket has these from the listener on Linux (see
@@ -338,6 +393,7 @@ impl Proxy {
             log::warn!("client {peer}: keepalive towards the server: {e}");
         }
         self.next_id += 1;
+        self.totals.sessions += 1;
         let id = self.next_id;
         let now = Instant::now();
         let Some(i) = self.sessions.insert_with(|_| {
@@ -377,6 +433,7 @@ impl Proxy {
             filter: &mut self.filter,
             now,
             second: now.saturating_duration_since(self.started).as_secs(),
+            totals: &mut self.totals,
         };
         match s.pump(&mut cx) {
             Ok(turn) => turn,
@@ -399,6 +456,8 @@ impl Proxy {
     /// then the kernel table is re-created if an admin removed it.
     fn tick(&mut self, now: Instant) {
         self.ticks = self.ticks.wrapping_add(1);
+        // Late queries are dropped on a tick at the latest.
+        self.status_due |= self.status.is_some();
         if self.ticks % CHECK_TABLE_TICKS == 0 {
             if let Err(e) = self.filter.ensure() {
                 log::error!("checking table inet {}: {e}", self.filter.table());
@@ -462,5 +521,66 @@ fn refresh_pending(s: &mut Session, filter: &mut dyn DataPath, now: Instant, eve
         Ok(true) => {}
         Ok(false) => s.pending = None,
         Err(e) => log::error!("#{} refreshing mapping: {e}", s.id),
+    }
+}
+
+/// What a status query reads: the daemon's state, borrowed for one turn.
+struct View<'a> {
+    cfg: &'a Config,
+    sessions: &'a Slab<Session>,
+    totals: &'a Totals,
+    filter: &'a Counted<Backend>,
+    started: Instant,
+    records: Records,
+}
+
+impl status::Source for View<'_> {
+    fn instance(&self) -> render::Instance<'_> {
+        let c = self.cfg;
+        render::Instance {
+            name: &c.instance,
+            pid: std::process::id(),
+            listen: SocketAddr::new(c.listen_addr, c.listen_port),
+            table: self.filter.table(),
+            owned: self.filter.owned(),
+            one_shot: self.filter.one_shot().name(),
+            reverse: c.reverse_addr.map(|a| SocketAddr::new(a, c.reverse_port)),
+            intercept: &c.intercept,
+            tag: c.tag,
+            max_sessions: c.max_sessions,
+            max_per_client: c.max_per_client,
+            timeout: c.timeout,
+            uptime: self.started.elapsed().as_secs(),
+            sessions: self.sessions.len(),
+            records: self.records,
+            kernel_errors: self.filter.errors,
+            slow_readers: 0,
+        }
+    }
+
+    fn totals(&self) -> &Totals {
+        self.totals
+    }
+
+    fn slots(&self) -> usize {
+        self.sessions.capacity()
+    }
+
+    fn row(&self, i: usize, now: Instant) -> Option<Row> {
+        let s = self.sessions.get(i)?;
+        Some(Row {
+            id: s.id,
+            client: s.client_addr,
+            server: s.server_addr,
+            mode: s.mode.map_or("-", |m| m.name()),
+            // The key's port is the proxy port in both modes.
+            proxy_port: s.pending.map_or(0, |p| p.map.dport),
+            phase: s.phase.name(),
+            age: now.saturating_duration_since(s.started).as_secs(),
+            idle: now.saturating_duration_since(s.last_io).as_secs(),
+            commands: s.commands,
+            negotiated: s.negotiated,
+            moved: s.moved,
+        })
     }
 }

@@ -21,3 +21,5 @@ pub mod self_addrs;
 pub mod session;
 pub mod signals;
 pub mod slab;
+pub mod status;
+pub mod syslog;

@@ -1,14 +1,19 @@
-//! `log` backend: stderr with -d, syslog(3) (daemon facility) otherwise.
-//! Lines are formatted on the stack; logging never allocates.
+//! `log` backend: stderr, or a syslog socket (`syslog::Writer`: facility
+//! daemon, each line at its own priority). Lines are formatted on the
+//! stack; logging never allocates and never blocks.
 
 use crate::ftp::write::Cursor;
+use crate::syslog::{Sent, Writer};
 use core::fmt::Write as _;
 use log::{Level, Metadata, Record};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Mutex;
 
 static LEVEL: AtomicU8 = AtomicU8::new(5);
+/// Lines go to `SINK` rather than stderr.
 static SYSLOG: AtomicBool = AtomicBool::new(false);
+static SINK: Mutex<Option<Writer>> = Mutex::new(None);
 
 struct Logger;
 static LOGGER: Logger = Logger;
@@ -28,6 +33,12 @@ pub fn priority(level: Level, target: &str) -> u8 {
     }
 }
 
+fn to_stderr(line: &[u8]) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(line);
+    let _ = e.write_all(b"\n");
+}
+
 impl log::Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
         // Only the proxy's own records: dependencies (mio) log at trace.
@@ -40,45 +51,32 @@ impl log::Log for Logger {
             return;
         }
         let mut buf = [0u8; 600];
-        let mut c = Cursor::new(&mut buf[..599]);
+        let mut c = Cursor::new(&mut buf[..]);
         // A line too long for the buffer is cut (the cursor keeps what fit).
         let _ = c.write_fmt(*r.args());
         let n = c.len();
+        let line = &buf[..n];
         if SYSLOG.load(Ordering::Relaxed) {
-            buf[n] = 0;
-            let prio = libc::LOG_DAEMON | libc::c_int::from(priority(r.level(), r.target()));
-            // SAFETY: both strings are NUL-terminated and live for the call.
-            unsafe {
-                libc::syslog(
-                    prio,
-                    b"%s\0".as_ptr().cast(),
-                    buf.as_ptr().cast::<libc::c_char>(),
-                )
+            let prio = priority(r.level(), r.target());
+            let sent = match SINK.lock() {
+                Ok(mut sink) => sink.as_mut().map(|w| w.line(prio, line)),
+                Err(_) => None,
             };
+            // While syslogd is away, stderr (procd, a terminal) has it.
+            if matches!(sent, None | Some(Sent::Unreachable)) {
+                to_stderr(line);
+            }
         } else {
-            let mut e = std::io::stderr().lock();
-            let _ = e.write_all(&buf[..n]);
-            let _ = e.write_all(b"\n");
+            to_stderr(line);
         }
     }
 
     fn flush(&self) {}
 }
 
-/// Installs the logger. `syslog`: log to syslog(3) as "ftp-proxy".
-pub fn init(level: u8, syslog: bool) {
+/// Installs the logger, writing to stderr.
+pub fn init(level: u8) {
     LEVEL.store(level, Ordering::Relaxed);
-    SYSLOG.store(syslog, Ordering::Relaxed);
-    if syslog {
-        // SAFETY: the identity string is static and NUL-terminated.
-        unsafe {
-            libc::openlog(
-                b"ftp-proxy\0".as_ptr().cast(),
-                libc::LOG_PID | libc::LOG_NDELAY,
-                libc::LOG_DAEMON,
-            )
-        };
-    }
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(match level {
         0..=4 => log::LevelFilter::Warn,
@@ -87,9 +85,27 @@ pub fn init(level: u8, syslog: bool) {
     });
 }
 
-/// Switches an installed logger to syslog (after daemonizing).
+/// Connects to the syslog socket at `path` (do it before a chroot);
+/// lines go there once `use_syslog` is called. False when syslogd did not
+/// answer yet (the writer tries again later).
+pub fn open_syslog(path: &str, tag: &str) -> std::io::Result<bool> {
+    let w = Writer::open(path, tag)?;
+    let connected = w.connected();
+    if let Ok(mut sink) = SINK.lock() {
+        *sink = Some(w);
+    }
+    Ok(connected)
+}
+
+/// Sends lines to the syslog socket opened before (after daemonizing:
+/// the lines carry the new pid).
 pub fn use_syslog() {
-    init(LEVEL.load(Ordering::Relaxed), true);
+    if let Ok(mut sink) = SINK.lock() {
+        if let Some(w) = sink.as_mut() {
+            w.set_pid();
+            SYSLOG.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Log lines one peer may cause per second, past which they are counted

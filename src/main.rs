@@ -1,11 +1,14 @@
 //! ftp-proxy: options → checks → listener and kernel table → daemon →
 //! privilege drop → loop.
 
-use ftp_proxy::config::{Config, ConfigError, USAGE};
+use ftp_proxy::config::{Config, ConfigError, LogTo, DEV_LOG, USAGE};
 use ftp_proxy::event_loop::Proxy;
 use ftp_proxy::filter::{Backend, DataPath, FilterError};
 use ftp_proxy::intercept::Destinations;
+use ftp_proxy::status::query;
+use ftp_proxy::status::socket::{self, Bound};
 use ftp_proxy::{daemon, net, privs};
+use mio::net::UnixListener;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -14,8 +17,63 @@ fn fail(msg: std::fmt::Arguments<'_>) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The status socket, made before the chroot; None (logged) when it
+/// cannot be: the proxy still runs.
+fn status_socket(cfg: &Config) -> Option<UnixListener> {
+    let path = match &cfg.status_path {
+        Some(p) => std::path::PathBuf::from(p),
+        None => socket::path_of(&cfg.instance),
+    };
+    match socket::bind(&path) {
+        Ok(Bound::Listening(l)) => {
+            log::info!(
+                "status on {} (ftp-proxy -S {})",
+                path.display(),
+                cfg.instance
+            );
+            Some(l)
+        }
+        Ok(Bound::Answered) => {
+            log::error!(
+                "status socket {}: another running instance answers on it \
+                 (one of this name in another network namespace?): no status \
+                 for this one; give it its own -n or -s",
+                path.display()
+            );
+            None
+        }
+        Err(e) => {
+            log::error!("status socket {}: {e}: running without one", path.display());
+            None
+        }
+    }
+}
+
+/// `-l`, or the default: syslog for a daemon, stderr with -d. Connects
+/// now, before the chroot; true when lines go to syslog from the start.
+fn open_log(cfg: &Config) -> bool {
+    let path = match (&cfg.log_to, cfg.foreground) {
+        (Some(LogTo::Stderr), _) | (None, true) => return false,
+        (Some(LogTo::Syslog(p)), _) => p.as_str(),
+        (None, false) => DEV_LOG,
+    };
+    let tag = format!("ftp-proxy/{}", cfg.instance);
+    match ftp_proxy::log::open_syslog(path, &tag) {
+        Ok(true) => {}
+        Ok(false) => {
+            log::warn!("syslog at {path} does not answer yet: lines go to stderr until it does")
+        }
+        Err(e) => log::warn!("syslog at {path}: {e}"),
+    }
+    cfg.foreground
+}
+
 fn main() -> ExitCode {
-    let cfg = match Config::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if query::wanted(&args) {
+        return ExitCode::from(query::main(&args));
+    }
+    let cfg = match Config::parse(args) {
         Ok(c) => c,
         Err(ConfigError::Help) => {
             print!("{USAGE}");
@@ -28,7 +86,11 @@ fn main() -> ExitCode {
         }
     };
     // Errors before daemonizing go to stderr, where the admin sees them.
-    ftp_proxy::log::init(cfg.debug_level, false);
+    ftp_proxy::log::init(cfg.debug_level);
+    if open_log(&cfg) {
+        // -d -l syslog: under a service manager, lines go to syslog now.
+        ftp_proxy::log::use_syslog();
+    }
     let plan = match privs::prepare(cfg.user.as_deref(), cfg.chroot.as_deref()) {
         Ok(p) => p,
         Err(e) => return fail(format_args!("{e}")),
@@ -59,6 +121,7 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(format_args!("route lookups: {e}")),
     };
+    let status = status_socket(&cfg);
     // From here on a failure still reaches the terminal and exit status:
     // the parent waits for `ready`.
     let detached = match cfg.foreground {
@@ -78,7 +141,7 @@ fn main() -> ExitCode {
         ""
     };
     log::info!(target: "notice", "listening on {addr}, table inet {}{owned}, max {} sessions", filter.table(), cfg.max_sessions);
-    let mut proxy = match Proxy::new(cfg, listener, filter, destinations) {
+    let mut proxy = match Proxy::new(cfg, listener, filter, destinations, status) {
         Ok(p) => p,
         Err(e) => return fail(format_args!("start-up: {e}")),
     };

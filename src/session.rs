@@ -16,6 +16,7 @@ use crate::ftp::relay::{Action, ReplyRelay};
 use crate::ftp::{write, MAX_LINE};
 use crate::log::{Budget, Suppressed};
 use crate::readiness::Readable;
+use crate::status::totals::{Moved, Totals};
 use crate::{net, ports};
 use mio::net::TcpStream;
 use std::fmt;
@@ -133,6 +134,25 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// Whole seconds since start, for log budgets.
     pub second: u64,
+    pub totals: &'a mut Totals,
+}
+
+/// How the last data connection of a session was negotiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataMode {
+    /// PASV/EPSV: the client connects.
+    Passive,
+    /// PORT/EPRT: the server connects.
+    Active,
+}
+
+impl DataMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataMode::Passive => "passive",
+            DataMode::Active => "active",
+        }
+    }
 }
 
 /// The kernel mapping of a session's pending data connection.
@@ -158,7 +178,12 @@ pub struct Session {
     pub started: Instant,
     pub last_io: Instant,
     pub commands: u32,
-    pub data_conns: u32,
+    /// Data connections negotiated (mappings installed).
+    pub negotiated: u32,
+    /// The last negotiation's mode.
+    pub mode: Option<DataMode>,
+    /// Data connections made, as conntrack reported them.
+    pub moved: Moved,
     pub pending: Option<Pending>,
     policy: Policy,
     from_client: LineBuf<MAX_LINE>,
@@ -291,7 +316,9 @@ impl Session {
             started: now,
             last_io: now,
             commands: 0,
-            data_conns: 0,
+            negotiated: 0,
+            mode: None,
+            moved: Moved::default(),
             pending: None,
             policy,
             from_client: LineBuf::default(),
@@ -511,7 +538,8 @@ impl Session {
     }
 
     /// Logs a refusal, at most `LINES_PER_SECOND` a second per session.
-    fn log_refusal(&mut self, cx: &Ctx, r: Refusal, what: &dyn fmt::Display) {
+    fn log_refusal(&mut self, cx: &mut Ctx, r: Refusal, what: &dyn fmt::Display) {
+        cx.totals.refuse_command(r.key);
         let Some(suppressed) = self.log_budget.take(cx.second) else {
             return;
         };
@@ -531,7 +559,7 @@ impl Session {
 
     /// Answers a client's command with `r` instead of forwarding it: at
     /// once, or after the server's replies to the commands before it.
-    fn refuse(&mut self, cx: &Ctx, r: Refusal, verb: Verb) {
+    fn refuse(&mut self, cx: &mut Ctx, r: Refusal, verb: Verb) {
         self.log_refusal(cx, r, &verb);
         if let Some(r) = self.relay.refuse(r) {
             emit_refusal(&mut self.to_client, r);
@@ -540,7 +568,7 @@ impl Session {
 
     /// Replaces a server's final reply (a passive reply the proxy cannot
     /// or will not pass on) with `r`, in its place.
-    fn reply_instead(&mut self, cx: &Ctx, r: Refusal, code: u16) {
+    fn reply_instead(&mut self, cx: &mut Ctx, r: Refusal, code: u16) {
         self.log_refusal(cx, r, &code);
         emit_refusal(&mut self.to_client, r);
     }
@@ -576,6 +604,7 @@ impl Session {
             self.orig_server.ip(),
         );
         let (port20, id) = (cx.cfg.port20, self.id);
+        self.mode = Some(DataMode::Active);
         let Some(pp) = self.install(cx, |pp| {
             DataMap::active(server, proxy, pp, client, port, orig, port20, id)
         }) else {
@@ -617,7 +646,8 @@ impl Session {
                         map: m,
                         since: cx.now,
                     });
-                    self.data_conns += 1;
+                    self.negotiated += 1;
+                    cx.totals.negotiated += 1;
                     return Some(pp);
                 }
                 Ok(Installed::PortInUse) => continue,
@@ -654,6 +684,7 @@ impl Session {
             self.orig_server.ip(),
         );
         let id = self.id;
+        self.mode = Some(DataMode::Passive);
         let Some(pp) = self.install(cx, |pp| {
             DataMap::passive(client, orig, pp, server, port, proxy, id)
         }) else {
@@ -698,10 +729,11 @@ impl Session {
         };
         log::log!(
             level,
-            "#{} ending session: {why} ({} commands, {} data connections)",
+            "#{} ending session: {why} ({} commands, {} data connections negotiated, {} made)",
             self.id,
             self.commands,
-            self.data_conns
+            self.negotiated,
+            self.moved.connections
         );
     }
 }

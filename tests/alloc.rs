@@ -97,21 +97,37 @@ fn no_allocation_per_session_command_or_mapping() {
     }
     let client = |port| {
         let warm = session(port, 2);
+        // A session that stays while the status is asked for: one row.
+        let mut idle = TcpStream::connect(("127.0.0.1", port)).expect("connect proxy");
+        idle.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut hello = [0u8; 64];
+        let _ = std::io::Read::read(&mut idle, &mut hello);
+        let warm_status = inproc::query("json");
         let before = ALLOCS.load(Ordering::SeqCst);
         let mut replies = Vec::new();
+        let mut answers = Vec::new();
         for _ in 0..3 {
             replies.extend(session(port, 40));
+            answers.push(inproc::query("text"));
+            answers.push(inproc::query("json"));
         }
         let after = ALLOCS.load(Ordering::SeqCst);
+        drop(idle);
         inproc::stop_proxy();
-        (warm, replies, after - before)
+        assert!(
+            warm_status.contains("\"sessions\":[{\"id\":"),
+            "{warm_status}"
+        );
+        (warm, replies, answers, after - before)
     };
     let track = |run: &mut dyn FnMut()| {
         TRACKED.with(|t| t.set(true));
         run();
         TRACKED.with(|t| t.set(false));
     };
-    let ((warm, replies, allocs), tables) = inproc::run("-D 6 -m 4 -T 7 -v", client, track);
+    let ((warm, replies, answers, allocs), tables) =
+        inproc::run("-D 6 -m 4 -T 7 -v", client, track);
     // The proxy really did the work it was measured on.
     assert!(warm[0].starts_with("220-fake server"), "{warm:?}");
     let pasv = replies
@@ -140,6 +156,19 @@ fn no_allocation_per_session_command_or_mapping() {
         !tables.contains("table inet ftp-proxy-"),
         "table left after shutdown: {tables}"
     );
-    println!("heap allocations on the proxy thread for 3 sessions, 600 negotiations, 120 NOOPs, 480 refused commands: {allocs}");
+    // The status was served, with the idle session's row and the totals.
+    for (k, a) in answers.iter().enumerate() {
+        match k % 2 {
+            0 => assert!(
+                a.contains("\n  ") && a.contains(" running "),
+                "text status: {a}"
+            ),
+            _ => assert!(
+                a.contains("\"phase\":\"running\"") && a.contains("\"low-port\":"),
+                "json status: {a}"
+            ),
+        }
+    }
+    println!("heap allocations on the proxy thread for 3 sessions, 600 negotiations, 120 NOOPs, 480 refused commands, 6 status queries: {allocs}");
     assert_eq!(allocs, 0, "the proxy allocated in steady state");
 }

@@ -6,6 +6,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod counted;
+pub use counted::Counted;
+
 #[cfg(target_os = "linux")]
 pub mod nft;
 #[cfg(target_os = "linux")]
@@ -97,6 +100,16 @@ pub enum OneShot {
     /// `max-states 1`) until it expires or is replaced (kernels before
     /// nf_tables' dynset delete).
     Replaced,
+}
+
+impl OneShot {
+    pub fn name(self) -> &'static str {
+        match self {
+            OneShot::Kernel => "kernel",
+            OneShot::Polled => "polled",
+            OneShot::Replaced => "replaced",
+        }
+    }
 }
 
 /// The contract between a session and the kernel: the one interface the

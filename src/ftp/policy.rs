@@ -19,70 +19,103 @@ pub enum Severity {
 /// A reply the proxy sends itself instead of relaying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// A short name for counting refusals by reason (the status).
+    pub key: &'static str,
     pub code: u16,
     pub text: &'static str,
     pub severity: Severity,
 }
 
-const fn protocol(code: u16, text: &'static str) -> Refusal {
+const fn protocol(key: &'static str, code: u16, text: &'static str) -> Refusal {
     Refusal {
+        key,
         code,
         text,
         severity: Severity::Protocol,
     }
 }
 
-const fn security(code: u16, text: &'static str) -> Refusal {
+const fn security(key: &'static str, code: u16, text: &'static str) -> Refusal {
     Refusal {
+        key,
         code,
         text,
         severity: Severity::Security,
     }
 }
 
-pub const CONTROL_CHARS: Refusal = security(500, "Control characters in command refused");
-pub const BAD_TELNET: Refusal = security(500, "Malformed Telnet sequence in command refused");
-pub const EMPTY: Refusal = protocol(500, "Empty command");
-pub const LINE_TOO_LONG: Refusal = protocol(500, "Command line too long");
-pub const LOW_PORT: Refusal = security(501, "Data port below 1024 refused");
-pub const NOT_ANONYMOUS: Refusal =
-    security(530, "Only anonymous FTP is allowed through this proxy");
+pub const CONTROL_CHARS: Refusal = security(
+    "control-chars",
+    500,
+    "Control characters in command refused",
+);
+pub const BAD_TELNET: Refusal = security(
+    "bad-telnet",
+    500,
+    "Malformed Telnet sequence in command refused",
+);
+pub const EMPTY: Refusal = protocol("empty", 500, "Empty command");
+pub const LINE_TOO_LONG: Refusal = protocol("too-long", 500, "Command line too long");
+pub const LOW_PORT: Refusal = security("low-port", 501, "Data port below 1024 refused");
+pub const NOT_ANONYMOUS: Refusal = security(
+    "not-anonymous",
+    530,
+    "Only anonymous FTP is allowed through this proxy",
+);
 pub const TLS: Refusal = protocol(
+    "tls",
     534,
     "TLS not available through this proxy: it must read the control channel",
 );
-pub const LONG_FORMS: Refusal =
-    protocol(502, "LPRT/LPSV not supported by the proxy, use EPRT/EPSV");
-pub const EPSV_ALL: Refusal = protocol(503, "EPSV ALL in effect, only EPSV is allowed");
-pub const PASV_IN_V6: Refusal = protocol(500, "PASV not allowed in IPv6 mode, use EPSV");
-pub const PORT_IN_V6: Refusal = protocol(500, "PORT not allowed in IPv6 mode, use EPRT");
-pub const USE_INET: Refusal = protocol(522, "Network protocol not supported, use (1)");
-pub const USE_INET6: Refusal = protocol(522, "Network protocol not supported, use (2)");
+pub const LONG_FORMS: Refusal = protocol(
+    "lprt-lpsv",
+    502,
+    "LPRT/LPSV not supported by the proxy, use EPRT/EPSV",
+);
+pub const EPSV_ALL: Refusal = protocol("epsv-all", 503, "EPSV ALL in effect, only EPSV is allowed");
+pub const PASV_IN_V6: Refusal =
+    protocol("pasv-in-v6", 500, "PASV not allowed in IPv6 mode, use EPSV");
+pub const PORT_IN_V6: Refusal =
+    protocol("port-in-v6", 500, "PORT not allowed in IPv6 mode, use EPRT");
+pub const USE_INET: Refusal = protocol(
+    "wrong-family",
+    522,
+    "Network protocol not supported, use (1)",
+);
+pub const USE_INET6: Refusal = protocol(
+    "wrong-family",
+    522,
+    "Network protocol not supported, use (2)",
+);
 pub const BAD_PASSIVE: Refusal = protocol(
+    "bad-passive",
     425,
     "Can't open data connection: bad passive reply from server",
 );
 pub const LOW_SERVER_PORT: Refusal = security(
+    "low-server-port",
     425,
     "Can't open data connection: server port below 1024 refused",
 );
 /// A 227/229 that answers no PASV/EPSV: nothing is installed for it, and
 /// the client never sees an address the proxy did not choose.
 pub const UNSOLICITED_PASSIVE: Refusal = protocol(
+    "unsolicited-passive",
     425,
     "Can't open data connection: passive reply to no PASV/EPSV",
 );
 /// The kernel would not take a data mapping (logged where it failed).
 pub const NAT_FAILED: Refusal = protocol(
+    "nat-failed",
     425,
     "Can't open data connection: proxy could not set up NAT",
 );
 
 fn malformed(verb: &str) -> Refusal {
     match verb {
-        "PORT" => protocol(501, "Syntax error in PORT parameters"),
-        "EPRT" => protocol(501, "Syntax error in EPRT parameters"),
-        _ => protocol(501, "Syntax error in EPSV parameters"),
+        "PORT" => protocol("syntax", 501, "Syntax error in PORT parameters"),
+        "EPRT" => protocol("syntax", 501, "Syntax error in EPRT parameters"),
+        _ => protocol("syntax", 501, "Syntax error in EPSV parameters"),
     }
 }
 

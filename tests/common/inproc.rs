@@ -12,31 +12,36 @@ use std::sync::mpsc;
 /// Blocking I/O: when its client stops reading, it stops too.
 pub fn fake_server(l: TcpListener) {
     for conn in l.incoming() {
-        let Ok(mut s) = conn else { return };
-        let Ok(clone) = s.try_clone() else { return };
-        let mut r = BufReader::new(clone);
-        let _ = s.write_all(b"220-fake server\r\n220 ready\r\n");
-        let mut line = String::new();
-        while r.read_line(&mut line).unwrap_or(0) > 0 {
-            let verb = line
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase();
-            let reply: &[u8] = match verb.as_str() {
-                "USER" => b"331 password\r\n",
-                "PASS" => b"230 in\r\n",
-                "PASV" => b"227 Entering Passive Mode (127,0,0,1,117,48)\r\n",
-                "EPSV" => b"229 Entering Extended Passive Mode (|||30000|)\r\n",
-                "FEAT" => b"211-Features\r\n EPSV\r\n211 End\r\n",
-                "QUIT" => b"221 bye\r\n",
-                _ => b"200 ok\r\n",
-            };
-            if s.write_all(reply).is_err() || verb == "QUIT" {
-                break;
-            }
-            line.clear();
+        let Ok(s) = conn else { return };
+        // A thread per connection: a session may stay open meanwhile.
+        std::thread::spawn(move || fake_session(s));
+    }
+}
+
+fn fake_session(mut s: std::net::TcpStream) {
+    let Ok(clone) = s.try_clone() else { return };
+    let mut r = BufReader::new(clone);
+    let _ = s.write_all(b"220-fake server\r\n220 ready\r\n");
+    let mut line = String::new();
+    while r.read_line(&mut line).unwrap_or(0) > 0 {
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "USER" => b"331 password\r\n",
+            "PASS" => b"230 in\r\n",
+            "PASV" => b"227 Entering Passive Mode (127,0,0,1,117,48)\r\n",
+            "EPSV" => b"229 Entering Extended Passive Mode (|||30000|)\r\n",
+            "FEAT" => b"211-Features\r\n EPSV\r\n211 End\r\n",
+            "QUIT" => b"221 bye\r\n",
+            _ => b"200 ok\r\n",
+        };
+        if s.write_all(reply).is_err() || verb == "QUIT" {
+            break;
         }
+        line.clear();
     }
 }
 
@@ -66,11 +71,18 @@ pub fn run<T: Send + 'static>(
         listener.set_nonblocking(true).expect("nonblocking");
         let all = format!("-d -R 127.0.0.1 -P {fake_port} -p {port} {args}");
         let cfg = Config::parse(all.split_whitespace().map(String::from)).expect("config");
-        ftp_proxy::log::init(cfg.debug_level, false);
+        ftp_proxy::log::init(cfg.debug_level);
         let filter = Backend::open(&cfg).expect("nftables table");
         let listener = mio::net::TcpListener::from_std(listener);
         let dests = ftp_proxy::intercept::Destinations::open(&cfg).expect("route socket");
-        let mut proxy = Proxy::new(cfg, listener, filter, dests).expect("proxy");
+        let dir = status_path().parent().expect("dir").to_path_buf();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("status dir");
+        let status = match ftp_proxy::status::socket::bind(&status_path()).expect("status socket") {
+            ftp_proxy::status::socket::Bound::Listening(l) => l,
+            ftp_proxy::status::socket::Bound::Answered => panic!("status socket taken"),
+        };
+        let mut proxy = Proxy::new(cfg, listener, filter, dests, Some(status)).expect("proxy");
         let (port_tx, port_rx) = mpsc::channel();
         let c = std::thread::spawn(move || client(port_rx.recv().expect("port")));
         port_tx.send(port).expect("send port");
@@ -87,6 +99,26 @@ pub fn run<T: Send + 'static>(
         )
     });
     lab.join().expect("lab thread")
+}
+
+/// The in-process proxy's status socket.
+pub fn status_path() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!("ftp-proxy-inproc-{}", std::process::id()))
+        .join("status.sock")
+}
+
+/// Asks the in-process proxy for its status (`text` or `json`).
+pub fn query(request: &str) -> String {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(status_path()).expect("status socket");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(format!("{request}\n").as_bytes())
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("status answer");
+    out
 }
 
 /// Asks the in-process proxy to shut down, as an admin's SIGTERM would.
