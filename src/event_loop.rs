@@ -24,6 +24,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(0);
+/// Conntrack events (Linux), apart from sessions and the status tokens.
+#[cfg(target_os = "linux")]
+const CONNTRACK: Token = Token(usize::MAX - 16);
 const SIGNALS: Token = Token(1);
 /// Sessions use tokens from here: client 2+2i, server 3+2i.
 const FIRST: usize = 2;
@@ -71,6 +74,20 @@ pub struct Proxy {
     /// A status query has something to do this turn.
     status_due: bool,
     records: Records,
+    #[cfg(target_os = "linux")]
+    conntrack: Option<crate::conntrack::Conntrack>,
+    /// Conntrack messages are waiting.
+    conntrack_due: bool,
+}
+
+/// What watches the daemon besides its peers: the status socket, and
+/// (Linux) the conntrack events of its data connections. Both are opened
+/// before the privilege drop.
+#[derive(Default)]
+pub struct Observers {
+    pub status: Option<UnixListener>,
+    #[cfg(target_os = "linux")]
+    pub conntrack: Option<crate::conntrack::Conntrack>,
 }
 
 fn client_token(i: usize) -> Token {
@@ -98,7 +115,7 @@ impl Proxy {
         mut listener: TcpListener,
         filter: Backend,
         destinations: Destinations,
-        status: Option<UnixListener>,
+        observers: Observers,
     ) -> io::Result<Proxy> {
         let poll = Poll::new()?;
         let signals = signals::install()?;
@@ -110,10 +127,24 @@ impl Proxy {
             Interest::READABLE,
         )?;
         let n = cfg.max_sessions as usize;
-        let status = match status {
+        let status = match observers.status {
             Some(l) => Some(Status::new(l, poll.registry())?),
             None => None,
         };
+        #[cfg(target_os = "linux")]
+        let records = match &observers.conntrack {
+            Some(ct) => {
+                poll.registry().register(
+                    &mut SourceFd(&ct.raw_fd()),
+                    CONNTRACK,
+                    Interest::READABLE,
+                )?;
+                ct.records
+            }
+            None => Records::Off,
+        };
+        #[cfg(not(target_os = "linux"))]
+        let records = Records::Off;
         Ok(Proxy {
             sessions: Slab::with_capacity(n),
             // A turn's entries stay until it ends while sessions whose
@@ -134,7 +165,10 @@ impl Proxy {
             totals: Totals::default(),
             status,
             status_due: false,
-            records: Records::Off,
+            records,
+            #[cfg(target_os = "linux")]
+            conntrack: observers.conntrack,
+            conntrack_due: false,
         })
     }
 
@@ -147,7 +181,7 @@ impl Proxy {
             // Work left over from the last turn: look for events without
             // waiting, then serve it again.
             let idle = self.ready.is_empty() && self.listening != Listening::More;
-            let wait = match idle && !self.status_due {
+            let wait = match idle && !self.status_due && !self.conntrack_due {
                 true => next_tick.saturating_duration_since(Instant::now()),
                 false => Duration::ZERO,
             };
@@ -166,6 +200,14 @@ impl Proxy {
                         self.status_due = true;
                     }
                     token if status::query_of(token).is_some() => self.status_due = true,
+                    #[cfg(target_os = "linux")]
+                    CONNTRACK => {
+                        // Before sessions are served: a new connection is
+                        // matched to the mapping it used before a next
+                        // PASV/PORT could replace it.
+                        self.conntrack_due = true;
+                        self.read_conntrack();
+                    }
                     SIGNALS => {
                         if self.signals() {
                             self.shutdown();
@@ -183,6 +225,10 @@ impl Proxy {
             }
             if self.listening == Listening::More {
                 self.accept();
+            }
+            #[cfg(target_os = "linux")]
+            if self.conntrack_due {
+                self.read_conntrack();
             }
             self.serve_ready();
             if self.status_due {
@@ -240,6 +286,39 @@ impl Proxy {
             }
         }
         stop
+    }
+
+    /// One turn's conntrack messages: new data connections matched to
+    /// their sessions, finished ones logged and counted.
+    #[cfg(target_os = "linux")]
+    fn read_conntrack(&mut self) {
+        use crate::conntrack::Owner;
+        let Some(ct) = self.conntrack.as_mut() else {
+            self.conntrack_due = false;
+            return;
+        };
+        let sessions = &self.sessions;
+        let owner_of = |t: &crate::conntrack::event::Tuple| {
+            sessions.indices().find_map(|i| {
+                let s = sessions.get(i)?;
+                let m = s.pending?.map;
+                (m.src == t.src && m.dst == t.dst && m.dport == t.dport).then_some(Owner {
+                    slot: i,
+                    session: s.id,
+                    passive: s.mode == Some(crate::session::DataMode::Passive),
+                })
+            })
+        };
+        self.conntrack_due = ct.read(Instant::now(), &owner_of);
+        for r in ct.take_records() {
+            self.totals.moved.add(r.bytes);
+            if let Some(s) = self.sessions.get_mut(r.owner.slot) {
+                if s.id == r.owner.session {
+                    s.moved.add(r.bytes);
+                }
+            }
+            log_record(&r);
+        }
     }
 
     /// One step for each status query.
@@ -521,6 +600,26 @@ fn refresh_pending(s: &mut Session, filter: &mut dyn DataPath, now: Instant, eve
         Ok(true) => {}
         Ok(false) => s.pending = None,
         Err(e) => log::error!("#{} refreshing mapping: {e}", s.id),
+    }
+}
+
+/// The line that says what one data connection moved.
+#[cfg(target_os = "linux")]
+fn log_record(r: &crate::conntrack::Record) {
+    let (mode, opener) = match r.owner.passive {
+        true => ("passive", "client"),
+        false => ("active", "server"),
+    };
+    let secs = r.duration.as_secs_f64();
+    match r.bytes {
+        Some((to_client, to_server)) => log::info!(
+            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs:.3}s: {to_client} bytes to the client, {to_server} to the server",
+            r.owner.session, r.from, r.sport, r.proxy_port
+        ),
+        None => log::info!(
+            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs:.3}s (no byte counts: conntrack accounting is off)",
+            r.owner.session, r.from, r.sport, r.proxy_port
+        ),
     }
 }
 

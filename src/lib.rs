@@ -5,6 +5,8 @@
 //! → `filter`.
 
 pub mod config;
+#[cfg(target_os = "linux")]
+pub mod conntrack;
 pub mod daemon;
 pub mod event_loop;
 pub mod filter;

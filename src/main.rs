@@ -2,7 +2,7 @@
 //! privilege drop → loop.
 
 use ftp_proxy::config::{Config, ConfigError, LogTo, DEV_LOG, USAGE};
-use ftp_proxy::event_loop::Proxy;
+use ftp_proxy::event_loop::{Observers, Proxy};
 use ftp_proxy::filter::{Backend, DataPath, FilterError};
 use ftp_proxy::intercept::Destinations;
 use ftp_proxy::status::query;
@@ -44,6 +44,29 @@ fn status_socket(cfg: &Config) -> Option<UnixListener> {
         }
         Err(e) => {
             log::error!("status socket {}: {e}: running without one", path.display());
+            None
+        }
+    }
+}
+
+/// Conntrack events of the data connections, for their records; None
+/// (said at start) where the kernel gives none.
+#[cfg(target_os = "linux")]
+fn conntrack(cfg: &Config) -> Option<ftp_proxy::conntrack::Conntrack> {
+    use ftp_proxy::status::render::Records;
+    match ftp_proxy::conntrack::Conntrack::open(cfg.tag, cfg.max_sessions) {
+        Ok(ct) => {
+            match ct.records {
+                Records::Bytes => {
+                    log::info!("data connection records: conntrack events, with byte counts")
+                }
+                _ => log::info!(target: "notice",
+                    "conntrack accounting is off (sysctl net.netfilter.nf_conntrack_acct=0): data connection records carry no byte counts"),
+            }
+            Some(ct)
+        }
+        Err(e) => {
+            log::info!(target: "notice", "no data connection records: conntrack events: {e}");
             None
         }
     }
@@ -121,7 +144,11 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(format_args!("route lookups: {e}")),
     };
-    let status = status_socket(&cfg);
+    let observers = Observers {
+        status: status_socket(&cfg),
+        #[cfg(target_os = "linux")]
+        conntrack: conntrack(&cfg),
+    };
     // From here on a failure still reaches the terminal and exit status:
     // the parent waits for `ready`.
     let detached = match cfg.foreground {
@@ -141,7 +168,7 @@ fn main() -> ExitCode {
         ""
     };
     log::info!(target: "notice", "listening on {addr}, table inet {}{owned}, max {} sessions", filter.table(), cfg.max_sessions);
-    let mut proxy = match Proxy::new(cfg, listener, filter, destinations, status) {
+    let mut proxy = match Proxy::new(cfg, listener, filter, destinations, observers) {
         Ok(p) => p,
         Err(e) => return fail(format_args!("start-up: {e}")),
     };

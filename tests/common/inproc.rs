@@ -82,7 +82,17 @@ pub fn run<T: Send + 'static>(
             ftp_proxy::status::socket::Bound::Listening(l) => l,
             ftp_proxy::status::socket::Bound::Answered => panic!("status socket taken"),
         };
-        let mut proxy = Proxy::new(cfg, listener, filter, dests, Some(status)).expect("proxy");
+        let mut proxy = Proxy::new(
+            cfg,
+            listener,
+            filter,
+            dests,
+            ftp_proxy::event_loop::Observers {
+                status: Some(status),
+                conntrack: None,
+            },
+        )
+        .expect("proxy");
         let (port_tx, port_rx) = mpsc::channel();
         let c = std::thread::spawn(move || client(port_rx.recv().expect("port")));
         port_tx.send(port).expect("send port");
