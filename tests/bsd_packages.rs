@@ -122,6 +122,7 @@ fn rc_scripts_pass_shellcheck() {
         path("bsd/port/crates.sh"),
         path("bsd/port/mkdist.sh"),
         path("bsd/abi/probe.sh"),
+        path("openwrt/files/ftp-proxy.rpcd"),
     ]));
 }
 

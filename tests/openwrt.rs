@@ -163,7 +163,7 @@ fn shipped_config_runs_jailed_with_capabilities() {
     let (cmd, cfg) = &cmds[0];
     assert_eq!(
         cmd,
-        "-d -n main -i br-lan -b 198.18.1.1 -p 8021 -m 100 -t 86400 -D 5"
+        "-d -l syslog -n main -i br-lan -b 198.18.1.1 -p 8021 -m 100 -t 86400 -D 5"
     );
     assert!(cfg.foreground && cfg.max_sessions == 100 && cfg.intercept.len() == 1);
     assert_eq!(cfg.instance, "main");
@@ -193,6 +193,13 @@ fn shipped_config_runs_jailed_with_capabilities() {
         .position(|c| c.starts_with("instance "))
         .unwrap();
     assert!(open < jail && jail < caps, "{calls:?}");
+    // The status socket's directory is the jail user's, mounted in.
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("jail_mount_rw ") && c.ends_with("/var/run/ftp-proxy")),
+        "{calls:?}"
+    );
     // The capabilities file grants what the daemon needs, nothing more.
     let json =
         fs::read_to_string(PathBuf::from(ROOT).join("openwrt/files/ftp-proxy.capabilities.json"))
@@ -251,7 +258,7 @@ fn every_option_maps_to_its_flag() {
     let (cmd, cfg) = commands(&r.run("start_service")).remove(0);
     assert_eq!(
         cmd,
-        "-d -n main -i br-lan -i br-guest -o eth1 -b 198.18.0.1 -p 2121 -a 198.19.0.1 -m 500 \
+        "-d -l syslog -n main -i br-lan -i br-guest -o eth1 -b 198.18.0.1 -p 2121 -a 198.19.0.1 -m 500 \
          -M 8 -t 600 -A -r -T 42 -q 1:10 -D 6 -v -v"
     );
     assert_eq!(cfg.max_sessions, 500);
@@ -267,7 +274,10 @@ fn every_option_maps_to_its_flag() {
                \toption reverse_port '2100'\n";
     let r = Router::new("rev", uci, true);
     let (cmd, cfg) = commands(&r.run("start_service")).remove(0);
-    assert_eq!(cmd, "-d -n rev -b 198.18.0.1 -R 198.19.2.2 -P 2100");
+    assert_eq!(
+        cmd,
+        "-d -l syslog -n rev -b 198.18.0.1 -R 198.19.2.2 -P 2100"
+    );
     assert_eq!(cfg.reverse_port, 2100);
 }
 
@@ -293,9 +303,9 @@ fn sections_are_instances_each_with_its_table() {
     assert_eq!(
         got,
         [
-            "-d -n lan4 -i br-lan -b 198.18.1.1",
-            "-d -n guest4 -i br-guest -b 198.18.7.1",
-            "-d -n lan6 -i br-lan -b 2001:db8:1::1 -6",
+            "-d -l syslog -n lan4 -i br-lan -b 198.18.1.1",
+            "-d -l syslog -n guest4 -i br-guest -b 198.18.7.1",
+            "-d -l syslog -n lan6 -i br-lan -b 2001:db8:1::1 -6",
         ]
     );
     let names: Vec<&str> = cmds.iter().map(|(_, c)| c.instance.as_str()).collect();
@@ -504,12 +514,55 @@ fn luci_view_is_valid_javascript() {
         eprintln!("SKIPPED (not run): node is not installed");
         return;
     }
-    let o = Command::new("node")
-        .arg("--check")
-        .arg(&view)
-        .output()
-        .expect("node");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for view in [view.clone(), view.with_file_name("ftp-proxy/status.js")] {
+        let o = Command::new("node")
+            .arg("--check")
+            .arg(&view)
+            .output()
+            .expect("node");
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            view.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// The status page has an ACL of its own that can read the status and
+/// nothing else; the configuration ACL has the network calls its
+/// network picker makes. The menu ties each page to its ACL.
+#[test]
+fn luci_acls_are_separate_and_sufficient() {
+    let base = PathBuf::from(ROOT).join("openwrt/luci-app-ftp-proxy/root/usr/share");
+    let py = |expr: &str, file: &str| {
+        let o = Command::new("python3")
+            .args([
+                "-c",
+                &format!("import json,sys; d=json.load(open(sys.argv[1])); print({expr})"),
+            ])
+            .arg(base.join(file))
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let acl = "rpcd/acl.d/luci-app-ftp-proxy.json";
+    assert_eq!(py("d['luci-app-ftp-proxy-status']", acl), "{'description': 'Grant read-only access to the status of running ftp-proxy instances', 'read': {'ubus': {'ftp-proxy': ['status']}}}");
+    assert_eq!(
+        py("d['luci-app-ftp-proxy']['write']", acl),
+        "{'uci': ['ftp-proxy']}"
+    );
+    assert_eq!(
+        py("sorted(d['luci-app-ftp-proxy']['read']['ubus'].items())", acl),
+        "[('luci-rpc', ['getBoardJSON', 'getNetworkDevices', 'getWirelessDevices']), ('network', ['get_proto_handlers']), ('network.interface', ['dump'])]"
+    );
+    let menu = "luci/menu.d/luci-app-ftp-proxy.json";
+    assert_eq!(py("d['admin/status/ftp-proxy']['action']['path'], d['admin/status/ftp-proxy']['depends']['acl']", menu), "ftp-proxy/status ['luci-app-ftp-proxy-status']");
+    assert_eq!(
+        py("d['admin/services/ftp-proxy']['depends']['acl']", menu),
+        "['luci-app-ftp-proxy']"
+    );
 }
 
 /// Values that no option may pass on: they would split the argv, end an
@@ -553,7 +606,10 @@ fn assert_refused(option: &str, value: &str, env: &[(&str, &str)], uci_extra: &s
     );
     let cmds = commands(&calls);
     assert_eq!(cmds.len(), 1, "{what}");
-    assert_eq!(cmds[0].0, "-d -n good -i br-lan -b 198.18.1.1 -T 7");
+    assert_eq!(
+        cmds[0].0,
+        "-d -l syslog -n good -i br-lan -b 198.18.1.1 -T 7"
+    );
     let d = r.dropins();
     assert_eq!(d.len(), 2, "{what}: {d:?}");
     for (path, text) in &d {
@@ -561,7 +617,10 @@ fn assert_refused(option: &str, value: &str, env: &[(&str, &str)], uci_extra: &s
         assert_eq!(text.lines().count(), 1, "{what}: {text}");
     }
     if HOSTILE.contains(&value) {
-        let all = calls.join("\n");
+        // The stand-in root's own path (with the test's pid) is no value.
+        let all = calls
+            .join("\n")
+            .replace(&r.dir.display().to_string(), "<root>");
         assert!(!all.contains(value), "{what} passed on: {all}");
     }
 }

@@ -220,3 +220,54 @@ fn status_socket_refuses_a_directory_others_may_write() {
     assert!(!ok && out.contains("not running"), "{out}");
     lab.stop_proxy();
 }
+
+/// The rpcd plugin as rpcd runs it (`list`, then `call status` with the
+/// arguments on stdin): the ubus object `ftp-proxy` answers with the
+/// running instances, found at their default sockets.
+#[test]
+fn rpcd_plugin_answers_ubus_status() {
+    if !prerequisites("rpcd_plugin_answers_ubus_status") {
+        return;
+    }
+    let plugin = concat!(env!("CARGO_MANIFEST_DIR"), "/openwrt/files/ftp-proxy.rpcd");
+    let rpcd = |args: &[&str]| {
+        let mut p = Command::new(plugin)
+            .args(args)
+            .env("FTP_PROXY_BIN", PROXY)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("plugin");
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"{}")
+            .expect("args");
+        let o = p.wait_with_output().expect("plugin");
+        assert!(o.status.success(), "plugin {args:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(json_eval(&rpcd(&["list"]), "list(d.keys())"), "['status']");
+    let mut lab = Lab::new(false);
+    let name = format!("rpcd-{}", lab.name);
+    let (_seen, server) = recording_server(&lab, 1, passive_answers);
+    let iface = lab.client_iface();
+    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-n", &name]);
+    let mut c = in_ns(&lab.ns('c'), || greeted_at(SERVER4, 21))
+        .join()
+        .expect("client");
+    assert!(c.cmd("PASV").starts_with("227 "));
+    let answer = rpcd(&["call", "status"]);
+    let got = json_eval(
+        &answer,
+        &format!(
+            "[(i['instance']['sessions'], i['sessions'][0]['mode'], i['totals']['negotiated']) \
+             for i in d['instances'] if i['instance']['name'] == '{name}']"
+        ),
+    );
+    assert_eq!(got, "[(1, 'passive', 1)]", "{answer}");
+    c.send(b"QUIT\r\n");
+    drop(c);
+    server.join().expect("server");
+    lab.stop_proxy();
+}

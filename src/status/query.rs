@@ -70,6 +70,8 @@ pub fn main(args: &[String]) -> u8 {
     let paths: Vec<PathBuf> = match all {
         true => match running() {
             Ok(v) => v,
+            // No run directory: nothing ever ran; for scripts, no instance.
+            Err(e) if json && e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 eprintln!("ftp-proxy: {RUN_DIR}: {e}: no instance is running");
                 return 1;
@@ -77,24 +79,29 @@ pub fn main(args: &[String]) -> u8 {
         },
         false => m.free.iter().map(|n| path_of(n)).collect(),
     };
-    if all && paths.is_empty() && !json {
-        eprintln!("ftp-proxy: no instance is running (no socket in {RUN_DIR})");
-        return 1;
-    }
+
     let mut failed = false;
     let mut out = io::stdout().lock();
     if json {
         let _ = out.write_all(b"{\"instances\":[");
     }
-    for (k, p) in paths.iter().enumerate() {
-        match ask(p, json) {
+    let mut k = 0;
+    for p in &paths {
+        let answer = ask(p, json);
+        // Listing all: a socket nobody answers on is left by an instance
+        // that ended (its socket cannot be removed from inside a chroot).
+        if all && matches!(&answer, Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED)) {
+            continue;
+        }
+        k += 1;
+        match answer {
             Ok(answer) if json => {
                 let doc = answer.strip_suffix(b"\n").unwrap_or(&answer);
-                let _ = out.write_all(if k == 0 { b"" } else { b"," });
+                let _ = out.write_all(if k == 1 { b"" } else { b"," });
                 let _ = out.write_all(doc);
             }
             Ok(answer) => {
-                let _ = out.write_all(if k == 0 { b"" } else { b"\n" });
+                let _ = out.write_all(if k == 1 { b"" } else { b"\n" });
                 let _ = out.write_all(&answer);
             }
             Err(e) => {
@@ -107,7 +114,7 @@ pub fn main(args: &[String]) -> u8 {
                     let _ = write!(
                         out,
                         "{}{{\"instance\":{{\"name\":{}}},\"error\":{}}}",
-                        if k == 0 { "" } else { "," },
+                        if k == 1 { "" } else { "," },
                         super::render::Json(&name_of(p)),
                         super::render::Json(&why)
                     );
@@ -120,5 +127,9 @@ pub fn main(args: &[String]) -> u8 {
         let _ = out.write_all(b"]}\n");
     }
     let _ = out.flush();
+    if all && k == 0 && !json {
+        eprintln!("ftp-proxy: no instance is running (none answers in {RUN_DIR})");
+        return 1;
+    }
     u8::from(failed)
 }

@@ -82,6 +82,7 @@ procd_set_param() { echo "param $*"; }
 procd_close_instance() { echo "end"; }
 procd_add_jail() { echo "jail $*"; }
 procd_add_jail_mount() { echo "jail_mount $*"; }
+procd_add_jail_mount_rw() { echo "jail_mount_rw $*"; }
 procd_add_reload_trigger() { echo "reload_trigger $*"; }
 procd_add_reload_interface_trigger() { echo "interface_trigger $*"; }
 

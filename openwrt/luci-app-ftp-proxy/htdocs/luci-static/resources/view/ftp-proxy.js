@@ -1,6 +1,7 @@
 'use strict';
 'require view';
 'require form';
+'require ui';
 'require tools.widgets as widgets';
 
 // One section per instance; each option is one ftp-proxy flag, translated
@@ -27,6 +28,21 @@ return view.extend({
 		s = m.section(form.TypedSection, 'ftp-proxy', _('Instances'));
 		s.addremove = true;
 		s.anonymous = false;
+		// The section name is the daemon's -n NAME: at most 32 characters.
+		s.renderSectionAdd = function(extra_class) {
+			var el = form.TypedSection.prototype.renderSectionAdd.apply(this, [ extra_class ]),
+			    name = el.querySelector('.cbi-section-create-name');
+			if (name)
+				name.setAttribute('maxlength', '32');
+			return el;
+		};
+		s.handleAdd = function(ev, name) {
+			if (name.length > 32) {
+				ui.addNotification(null, E('p', _('An instance name is at most 32 characters.')), 'error');
+				return Promise.resolve();
+			}
+			return form.TypedSection.prototype.handleAdd.apply(this, [ ev, name ]);
+		};
 		s.tab('general', _('General'));
 		s.tab('limits', _('Limits'));
 		s.tab('advanced', _('Advanced'));
@@ -92,9 +108,17 @@ return view.extend({
 		o = s.taboption('advanced', form.Value, 'tag', _('Conntrack mark'),
 			_('Set on data connections (-T); the firewall rule then accepts exactly these.'));
 		o.validate = function(section_id, value) {
-			if (value == null || value === '' || /^([1-9][0-9]*|0x[0-9a-fA-F]{1,8})$/.test(value))
+			if (value == null || value === '') {
+				if (this.section.formvalue(section_id, 'verbose') == '2')
+					return _('Logging every packet needs a conntrack mark');
 				return true;
-			return _('Expecting a number, decimal or 0x hexadecimal');
+			}
+			// 1..4294967295, as the daemon's -T: 0 and 0x0 are no mark.
+			var m = /^(?:0[xX]([0-9a-fA-F]{1,8})|([1-9][0-9]{0,9}))$/.exec(value),
+			    n = m ? (m[1] != null ? parseInt(m[1], 16) : +m[2]) : 0;
+			if (n >= 1 && n <= 4294967295)
+				return true;
+			return _('Expecting a number from 1 to 4294967295, decimal or 0x hexadecimal');
 		};
 
 		o = s.taboption('advanced', form.Value, 'queue', _('Traffic class'),
@@ -117,6 +141,13 @@ return view.extend({
 		o.value('1', _('First packet'));
 		o.value('2', _('Every packet (needs a mark)'));
 		o.default = '0';
+		// The daemon refuses -vv without -T.
+		o.validate = function(section_id, value) {
+			var tag = this.section.formvalue(section_id, 'tag');
+			if (value == '2' && (tag == null || tag === ''))
+				return _('Every packet needs a conntrack mark (Advanced: Conntrack mark)');
+			return true;
+		};
 
 		return m.render();
 	}
