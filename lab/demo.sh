@@ -32,7 +32,10 @@ if $C curl -sS --connect-timeout 3 --max-time 3 -o /dev/null ftp://198.19.2.2/fi
 fi
 
 echo "== starting ftp-proxy on the router: intercepting tcp/21 from the client side"
-ip netns exec "fp-$lab-r" "$bin" -d -D 6 -n demo -b 198.18.1.1 -i "fp$lab-rc" 2> "$dir/proxy.log" &
+# Conntrack accounting gives each data connection's record its byte counts.
+ip netns exec "fp-$lab-r" sysctl -qw net.netfilter.nf_conntrack_acct=1
+mkdir -m 0700 "$dir/run"
+ip netns exec "fp-$lab-r" "$bin" -d -D 6 -n demo -b 198.18.1.1 -i "fp$lab-rc" -s "$dir/run/demo.sock" 2> "$dir/proxy.log" &
 proxy=$!
 for _ in $(seq 50); do grep -q "listening on" "$dir/proxy.log" && break; sleep 0.1; done
 
@@ -45,6 +48,13 @@ for mode in passive active; do
     echo "== $mode download through the proxy: 5 MB, sha256 $got matches"
 done
 
+# A session left open, so the status has a row to show.
+$C python3 "$here/../tests/clients/hold_sessions.py" 198.19.2.2 21 1 3 &
+holder=$!
+sleep 1
+echo "== ftp-proxy -S (the daemon's status socket):"
+"$bin" -S "$dir/run/demo.sock"
+wait "$holder"
 echo "== the proxy's nftables table on the router (data connections are NATed by the kernel):"
 ip netns exec "fp-$lab-r" nft list table inet ftp-proxy-demo
 echo "== proxy log:"

@@ -26,11 +26,8 @@ fn status_socket(cfg: &Config) -> Option<UnixListener> {
     };
     match socket::bind(&path) {
         Ok(Bound::Listening(l)) => {
-            log::info!(
-                "status on {} (ftp-proxy -S {})",
-                path.display(),
-                cfg.instance
-            );
+            let ask = cfg.status_path.as_deref().unwrap_or(&cfg.instance);
+            log::info!("status on {} (ftp-proxy -S {ask})", path.display());
             Some(l)
         }
         Ok(Bound::Answered) => {

@@ -107,12 +107,15 @@ struct Span(u64);
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
-        match s {
-            0..=59 => write!(f, "{s}s"),
-            60..=3599 => write!(f, "{}m{}s", s / 60, s % 60),
-            3600..=86399 => write!(f, "{}h{}m", s / 3600, s % 3600 / 60),
-            _ => write!(f, "{}d{}h", s / 86400, s % 86400 / 3600),
-        }
+        // Written whole first, so that widths (`{:>6}`) pad it.
+        let mut t = heapless::String::<32>::new();
+        let _ = match s {
+            0..=59 => write!(t, "{s}s"),
+            60..=3599 => write!(t, "{}m{}s", s / 60, s % 60),
+            3600..=86399 => write!(t, "{}h{}m", s / 3600, s % 3600 / 60),
+            _ => write!(t, "{}d{}h", s / 86400, s % 86400 / 3600),
+        };
+        f.pad(&t)
     }
 }
 
@@ -422,5 +425,6 @@ mod tests {
         assert_eq!(Span(59).to_string(), "59s");
         assert_eq!(Span(3725).to_string(), "1h2m");
         assert_eq!(Span(90061).to_string(), "1d1h");
+        assert_eq!(format!("{:>6}", Span(7)), "    7s");
     }
 }
