@@ -73,6 +73,7 @@ pub fn run<T: Send + 'static>(
         let cfg = Config::parse(all.split_whitespace().map(String::from)).expect("config");
         ftp_proxy::log::init(cfg.debug_level);
         let filter = Backend::open(&cfg).expect("nftables table");
+        let cfg_sessions = cfg.max_sessions;
         let listener = mio::net::TcpListener::from_std(listener);
         let dests = ftp_proxy::intercept::Destinations::open(&cfg).expect("route socket");
         let dir = status_path().parent().expect("dir").to_path_buf();
@@ -89,7 +90,9 @@ pub fn run<T: Send + 'static>(
             dests,
             ftp_proxy::event_loop::Observers {
                 status: Some(status),
-                conntrack: None,
+                // By the port range, not -T's mark: the test's loopback
+                // connections are not DNATed, so they carry no mark.
+                conntrack: ftp_proxy::conntrack::Conntrack::open(None, cfg_sessions).ok(),
             },
         )
         .expect("proxy");
