@@ -78,6 +78,9 @@ pub struct Proxy {
     conntrack: Option<crate::conntrack::Conntrack>,
     /// Conntrack messages are waiting.
     conntrack_due: bool,
+    /// A tick passed: conntrack's late answers are due for expiry.
+    #[cfg(target_os = "linux")]
+    ticks_due_expire: bool,
 }
 
 /// What watches the daemon besides its peers: the status socket, and
@@ -169,6 +172,8 @@ impl Proxy {
             #[cfg(target_os = "linux")]
             conntrack: observers.conntrack,
             conntrack_due: false,
+            #[cfg(target_os = "linux")]
+            ticks_due_expire: false,
         })
     }
 
@@ -297,6 +302,11 @@ impl Proxy {
             self.conntrack_due = false;
             return;
         };
+        let now = Instant::now();
+        if self.ticks_due_expire {
+            ct.expire(now);
+            self.ticks_due_expire = false;
+        }
         let sessions = &self.sessions;
         let owner_of = |t: &crate::conntrack::event::Tuple| {
             sessions.indices().find_map(|i| {
@@ -309,7 +319,7 @@ impl Proxy {
                 })
             })
         };
-        self.conntrack_due = ct.read(Instant::now(), &owner_of);
+        self.conntrack_due = ct.read(now, &owner_of);
         for r in ct.take_records() {
             self.totals.moved.add(r.bytes);
             if let Some(s) = self.sessions.get_mut(r.owner.slot) {
@@ -321,8 +331,18 @@ impl Proxy {
         }
     }
 
+    /// Data connection records the kernel's events could not give.
+    fn records_lost(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        if let Some(ct) = &self.conntrack {
+            return ct.lost + ct.untracked;
+        }
+        0
+    }
+
     /// One step for each status query.
     fn serve_status(&mut self) {
+        let records_lost = self.records_lost();
         let Some(st) = self.status.as_mut() else {
             self.status_due = false;
             return;
@@ -334,6 +354,7 @@ impl Proxy {
             filter: &self.filter,
             started: self.started,
             records: self.records,
+            records_lost,
         };
         let pending = st.serve(&view, self.poll.registry(), Instant::now());
         self.status_due = pending == status::Pending::More;
@@ -537,6 +558,11 @@ impl Proxy {
         self.ticks = self.ticks.wrapping_add(1);
         // Late queries are dropped on a tick at the latest.
         self.status_due |= self.status.is_some();
+        #[cfg(target_os = "linux")]
+        if self.conntrack.is_some() {
+            self.ticks_due_expire = true;
+            self.conntrack_due = true;
+        }
         if self.ticks % CHECK_TABLE_TICKS == 0 {
             if let Err(e) = self.filter.ensure() {
                 log::error!("checking table inet {}: {e}", self.filter.table());
@@ -631,6 +657,7 @@ struct View<'a> {
     filter: &'a Counted<Backend>,
     started: Instant,
     records: Records,
+    records_lost: u64,
 }
 
 impl status::Source for View<'_> {
@@ -652,6 +679,7 @@ impl status::Source for View<'_> {
             uptime: self.started.elapsed().as_secs(),
             sessions: self.sessions.len(),
             records: self.records,
+            records_lost: self.records_lost,
             kernel_errors: self.filter.errors,
             slow_readers: 0,
         }

@@ -32,6 +32,8 @@ const NFNLGRP_CONNTRACK_UPDATE: u32 = 2;
 const NFNLGRP_CONNTRACK_DESTROY: u32 = 3;
 /// Messages read in one turn (the fair loop's bound for this socket).
 const PER_TURN: usize = 64;
+/// How long an asked-for answer may take before the record goes without.
+const ANSWER_TIME: Duration = Duration::from_secs(5);
 /// The kernel's receive queue for events: room for bursts.
 const RCVBUF: libc::c_int = 256 * 1024;
 
@@ -281,8 +283,17 @@ impl Conntrack {
     }
 
     fn track(&mut self, e: Event, owner: Owner, now: Instant) {
+        if !self.transfers.iter().any(Option::is_none) {
+            // Full: the oldest gives way (its end was lost, or it is one
+            // of very many at once), counted.
+            let oldest =
+                (0..self.transfers.len()).min_by_key(|&k| self.transfers[k].map(|t| t.started));
+            if let Some(k) = oldest {
+                self.transfers[k] = None;
+                self.untracked += 1;
+            }
+        }
         let Some(slot) = self.transfers.iter_mut().find(|t| t.is_none()) else {
-            self.untracked += 1;
             return;
         };
         *slot = Some(Transfer {
@@ -293,6 +304,21 @@ impl Conntrack {
             asked: None,
             ended: None,
         });
+    }
+
+    /// Once a second: a transfer whose counters were asked for and never
+    /// came (the answer was lost) is recorded without them.
+    pub fn expire(&mut self, now: Instant) {
+        for k in 0..self.transfers.len() {
+            let Some(t) = self.transfers[k] else { continue };
+            if t.asked
+                .is_some_and(|a| now.saturating_duration_since(a) >= ANSWER_TIME)
+                && self.done.len() < DONE
+            {
+                self.transfers[k] = None;
+                let _ = self.done.push(record(&t, None, now));
+            }
+        }
     }
 
     /// IPCTNL_MSG_CT_GET for the connection of `t`: the answer is an

@@ -51,6 +51,8 @@ pub struct Instance<'a> {
     pub uptime: u64,
     pub sessions: usize,
     pub records: Records,
+    /// Records lost: events the kernel dropped, transfers not tracked.
+    pub records_lost: u64,
     pub kernel_errors: u64,
     /// Status queries dropped for reading too slowly.
     pub slow_readers: u64,
@@ -222,9 +224,10 @@ fn head_json(w: &mut impl Write, i: &Instance, t: &Totals) -> fmt::Result {
     }
     write!(
         w,
-        "\"one_shot\":{},\"records\":{},\"max_sessions\":{},\"max_per_client\":{},\"timeout\":{},\"uptime\":{},\"sessions\":{}}},",
+        "\"one_shot\":{},\"records\":{},\"records_lost\":{},\"max_sessions\":{},\"max_per_client\":{},\"timeout\":{},\"uptime\":{},\"sessions\":{}}},",
         Json(i.one_shot),
         Json(i.records.name()),
+        i.records_lost,
         i.max_sessions,
         i.max_per_client,
         i.timeout,
@@ -320,6 +323,7 @@ mod tests {
             uptime: 3725,
             sessions: 1,
             records: Records::Bytes,
+            records_lost: 0,
             kernel_errors: 0,
             slow_readers: 0,
         }
