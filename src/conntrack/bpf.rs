@@ -220,7 +220,12 @@ mod tests {
         );
         // Not TCP: byte 6 of the protocol number changed to UDP.
         let mut udp = sample(IPCTNL_MSG_CT_DELETE, 0, 50000);
-        let at = udp.windows(5).position(|w| w == [5, 0, 1, 0, 6]).unwrap();
+        let [l0, l1] = 5u16.to_ne_bytes();
+        let [t0, t1] = CTA_PROTO_NUM.to_ne_bytes();
+        let at = udp
+            .windows(5)
+            .position(|w| w == [l0, l1, t0, t1, 6])
+            .unwrap();
         udp[at + 4] = 17;
         assert_eq!(run(&by_port, &udp), 0);
         // Cut short: rejected, never read past the end.
