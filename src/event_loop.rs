@@ -629,6 +629,19 @@ fn refresh_pending(s: &mut Session, filter: &mut dyn DataPath, now: Instant, eve
     }
 }
 
+/// A duration as `12.345`: integers, as float formatting would cost the
+/// binary kilobytes for one log line.
+#[cfg(target_os = "linux")]
+struct Seconds(Duration);
+
+#[cfg(target_os = "linux")]
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        write!(f, "{}.{:03}", ms / 1000, ms % 1000)
+    }
+}
+
 /// The line that says what one data connection moved.
 #[cfg(target_os = "linux")]
 fn log_record(r: &crate::conntrack::Record) {
@@ -636,14 +649,14 @@ fn log_record(r: &crate::conntrack::Record) {
         true => ("passive", "client"),
         false => ("active", "server"),
     };
-    let secs = r.duration.as_secs_f64();
+    let secs = Seconds(r.duration);
     match r.bytes {
         Some((to_client, to_server)) => log::info!(
-            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs:.3}s: {to_client} bytes to the client, {to_server} to the server",
+            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs}s: {to_client} bytes to the client, {to_server} to the server",
             r.owner.session, r.from, r.sport, r.proxy_port
         ),
         None => log::info!(
-            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs:.3}s (no byte counts: conntrack accounting is off)",
+            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs}s (no byte counts: conntrack accounting is off)",
             r.owner.session, r.from, r.sport, r.proxy_port
         ),
     }

@@ -91,12 +91,23 @@ function instanceView(doc) {
 	]);
 }
 
+// The status, or the error that kept it (no rpcd plugin, no access): the
+// page says so instead of failing to render.
+function fetchStatus() {
+	return callStatus().catch(function(err) {
+		return { error: String(err && err.message || err) };
+	});
+}
+
 return view.extend({
 	load: function() {
-		return callStatus();
+		return fetchStatus();
 	},
 
 	body: function(instances) {
+		if (instances && instances.error)
+			return E('p', { 'class': 'alert-message warning' },
+				_('The status is not available: %s').format(instances.error));
 		if (!instances || !instances.length)
 			return E('p', {}, E('em', {}, _('No FTP proxy instance is running.')));
 		return instances.map(instanceView);
@@ -105,7 +116,7 @@ return view.extend({
 	render: function(instances) {
 		var body = E('div', { 'id': 'ftp-proxy-status' }, this.body(instances));
 		poll.add(L.bind(function() {
-			return callStatus().then(L.bind(function(now) {
+			return fetchStatus().then(L.bind(function(now) {
 				dom.content(body, this.body(now));
 			}, this));
 		}, this), 5);
