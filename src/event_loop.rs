@@ -320,7 +320,7 @@ impl Proxy {
             })
         };
         self.conntrack_due = ct.read(now, &owner_of);
-        for r in ct.take_records() {
+        while let Some(r) = ct.next_record() {
             self.totals.moved.add(r.bytes);
             if let Some(s) = self.sessions.get_mut(r.owner.slot) {
                 if s.id == r.owner.session {

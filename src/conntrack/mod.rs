@@ -83,7 +83,7 @@ pub struct Conntrack {
     pub untracked: u64,
     pub lost: u64,
     /// Records finished in this turn, for the caller to take.
-    done: heapless::Vec<Record, DONE>,
+    done: Box<heapless::Deque<Record, DONE>>,
 }
 
 /// Records one turn may finish; reading stops early when they fill.
@@ -165,14 +165,15 @@ impl Conntrack {
         let n = 2 * max_sessions as usize;
         Ok(Conntrack {
             fd,
-            rx: vec![0u8; 16384].into_boxed_slice(),
+            // Events and answers are a few hundred bytes each.
+            rx: vec![0u8; 8192].into_boxed_slice(),
             tx: Box::default(),
             transfers: vec![None; n],
             records,
             seq: 0,
             untracked: 0,
             lost: 0,
-            done: heapless::Vec::new(),
+            done: Box::default(),
         })
     }
 
@@ -231,8 +232,9 @@ impl Conntrack {
     }
 
     /// The records finished since the last call.
-    pub fn take_records(&mut self) -> heapless::Vec<Record, DONE> {
-        std::mem::take(&mut self.done)
+    /// The next record finished, oldest first.
+    pub fn next_record(&mut self) -> Option<Record> {
+        self.done.pop_front()
     }
 
     fn on_event(&mut self, e: Event, now: Instant, owner_of: &dyn Fn(&Tuple) -> Option<Owner>) {
@@ -277,7 +279,7 @@ impl Conntrack {
         if let Some(bytes) = finish {
             if let Some(t) = self.transfers[k].take() {
                 // Room was checked before the read.
-                let _ = self.done.push(record(&t, bytes, now));
+                let _ = self.done.push_back(record(&t, bytes, now));
             }
         }
     }
@@ -316,7 +318,7 @@ impl Conntrack {
                 && self.done.len() < DONE
             {
                 self.transfers[k] = None;
-                let _ = self.done.push(record(&t, None, now));
+                let _ = self.done.push_back(record(&t, None, now));
             }
         }
     }

@@ -24,8 +24,8 @@ pub use totals::Totals;
 pub const MAX_QUERIES: usize = 4;
 /// How long a query may take, request and answer, before it is dropped.
 pub const QUERY_TIME: Duration = Duration::from_secs(5);
-/// One turn's output per query.
-const CHUNK: usize = 8192;
+/// One turn's output per query: the head, or a few rows.
+const CHUNK: usize = 4096;
 /// The kernel's send queue of a query socket.
 const SNDBUF: libc::c_int = 16384;
 /// The listener's token (mio keeps usize::MAX for itself); queries
