@@ -8,6 +8,12 @@
 //! original destination port is in the proxy-port range (49152-65535);
 //! other connections to such ports still wake the proxy, which then
 //! finds no mapping of theirs and ignores them.
+//!
+//! Of those, it passes only what the proxy acts on: new connections,
+//! destroyed ones, answers with counters, and updates to TIME_WAIT or
+//! CLOSE. The other state changes (SYN_RECV, ESTABLISHED, FIN_WAIT, …)
+//! would wake the proxy four or five times per data connection for
+//! nothing.
 
 use super::event::*;
 
@@ -26,6 +32,7 @@ const BPF_IND: u16 = 0x40;
 const BPF_MEM: u16 = 0x60;
 const BPF_JEQ: u16 = 0x10;
 const BPF_JGE: u16 = 0x30;
+const BPF_JSET: u16 = 0x40;
 const BPF_K: u16 = 0x00;
 const BPF_TAX: u16 = 0x00;
 const SKF_AD_OFF: i32 = -0x1000;
@@ -59,7 +66,7 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
 const NLATTR: u32 = (SKF_AD_OFF + SKF_AD_NLATTR) as u32;
 const NLATTR_NEST: u32 = (SKF_AD_OFF + SKF_AD_NLATTR_NEST) as u32;
 
-pub type Program = heapless::Vec<Insn, 32>;
+pub type Program = heapless::Vec<Insn, 64>;
 
 /// The filter; the last two instructions accept and reject, and every
 /// jump lands on one of them or on the next instruction.
@@ -80,7 +87,7 @@ pub fn program(mark: Option<u32>, min_port: u16) -> Program {
             push(REJECT_IF_ZERO);
             push(op(BPF_MISC | BPF_TAX, 0));
             push(op(BPF_LD | BPF_W | BPF_IND, 4));
-            push(jump(BPF_JMP | BPF_JEQ | BPF_K, m, 0xfe, 0xff));
+            push(jump(BPF_JMP | BPF_JEQ | BPF_K, m, 0, 0xff));
         }
         None => {
             push(op(BPF_LDX | BPF_IMM, CTA_TUPLE_ORIG.into()));
@@ -102,9 +109,46 @@ pub fn program(mark: Option<u32>, min_port: u16) -> Program {
             push(REJECT_IF_ZERO);
             push(op(BPF_MISC | BPF_TAX, 0));
             push(op(BPF_LD | BPF_H | BPF_IND, 4));
-            push(jump(BPF_JMP | BPF_JGE | BPF_K, min_port.into(), 0xfe, 0xff));
+            push(jump(BPF_JMP | BPF_JGE | BPF_K, min_port.into(), 0, 0xff));
         }
     }
+    // Which message: header fields in the host's order, as `ldh` reads
+    // them (network order).
+    let as_loaded = |v: u16| u32::from(u16::from_be_bytes(v.to_ne_bytes()));
+    let delete = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+    push(op(BPF_LD | BPF_H | BPF_ABS, 4));
+    push(jump(BPF_JMP | BPF_JEQ | BPF_K, as_loaded(delete), 0xfe, 0));
+    push(op(BPF_LD | BPF_H | BPF_ABS, 6));
+    push(jump(
+        BPF_JMP | BPF_JSET | BPF_K,
+        as_loaded(NLM_F_CREATE),
+        0xfe,
+        0,
+    ));
+    // An update with counters is the answer to the proxy's GET.
+    push(op(BPF_LD | BPF_IMM, ATTRS));
+    push(op(BPF_LDX | BPF_IMM, CTA_COUNTERS_ORIG.into()));
+    push(op(ld, NLATTR));
+    push(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 0xfe));
+    // Else an update: only the end states.
+    push(op(BPF_LD | BPF_IMM, ATTRS));
+    push(op(BPF_LDX | BPF_IMM, CTA_PROTOINFO.into()));
+    push(op(ld, NLATTR));
+    push(REJECT_IF_ZERO);
+    push(op(BPF_LDX | BPF_IMM, CTA_PROTOINFO_TCP.into()));
+    push(op(ld, NLATTR_NEST));
+    push(REJECT_IF_ZERO);
+    push(op(BPF_LDX | BPF_IMM, CTA_PROTOINFO_TCP_STATE.into()));
+    push(op(ld, NLATTR_NEST));
+    push(REJECT_IF_ZERO);
+    push(op(BPF_MISC | BPF_TAX, 0));
+    push(op(BPF_LD | BPF_B | BPF_IND, 4));
+    push(jump(
+        BPF_JMP | BPF_JGE | BPF_K,
+        TCP_TIME_WAIT.into(),
+        0xfe,
+        0xff,
+    ));
     push(op(BPF_RET | BPF_K, 0xffff_ffff));
     push(op(BPF_RET | BPF_K, 0));
     // 0xfe: to accept, 0xff: to reject.
@@ -190,6 +234,13 @@ mod tests {
                 c if c == BPF_JMP | BPF_JGE | BPF_K => {
                     pc += usize::from(if a >= i.k { i.jt } else { i.jf })
                 }
+                c if c == BPF_JMP | BPF_JSET | BPF_K => {
+                    pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf })
+                }
+                c if c == BPF_LD | BPF_H | BPF_ABS => match load(i.k as usize, 2) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
                 c if c == BPF_RET | BPF_K => return i.k,
                 c => panic!("opcode {c:#x}"),
             }
@@ -228,6 +279,37 @@ mod tests {
             .unwrap();
         udp[at + 4] = 17;
         assert_eq!(run(&by_port, &udp), 0);
+        // Updates: only the end states, and answers with counters.
+        let with = super::super::event::tests::sample_with;
+        const ESTABLISHED: u8 = 3;
+        for (state, counters, pass) in [
+            (ESTABLISHED, false, false),
+            (4, false, false),
+            (TCP_TIME_WAIT, false, true),
+            (TCP_CLOSE, false, true),
+            (ESTABLISHED, true, true),
+        ] {
+            for p in [&by_port, &program(Some(7), 49152)] {
+                let got = run(p, &with(IPCTNL_MSG_CT_NEW, 0, 50000, state, counters));
+                assert_eq!(
+                    got != 0,
+                    pass,
+                    "update in state {state}, counters {counters}"
+                );
+            }
+        }
+        // New and destroyed connections pass whatever their state.
+        assert_ne!(
+            run(&by_port, &with(IPCTNL_MSG_CT_NEW, 0x400, 50000, 1, false)),
+            0
+        );
+        assert_ne!(
+            run(
+                &by_port,
+                &with(IPCTNL_MSG_CT_DELETE, 0, 50000, ESTABLISHED, false)
+            ),
+            0
+        );
         // Cut short: rejected, never read past the end.
         let m = sample(IPCTNL_MSG_CT_DELETE, 0, 50000);
         for n in 20..m.len() {

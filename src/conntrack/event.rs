@@ -7,6 +7,8 @@ pub const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 pub const IPCTNL_MSG_CT_NEW: u16 = 0;
 pub const IPCTNL_MSG_CT_GET: u16 = 1;
 pub const IPCTNL_MSG_CT_DELETE: u16 = 2;
+/// nlmsghdr flag of a new connection's event.
+pub const NLM_F_CREATE: u16 = 0x400;
 
 pub const CTA_TUPLE_ORIG: u16 = 1;
 pub const CTA_PROTOINFO: u16 = 4;
@@ -140,7 +142,6 @@ fn counter_bytes(b: &[u8], kind: u16) -> Option<u64> {
 /// One netlink message (header included), if it is a TCP conntrack
 /// message the proxy can read.
 pub fn parse(msg: &[u8]) -> Option<Event> {
-    const NLM_F_CREATE: u16 = 0x400;
     let kind = u16::from_ne_bytes(msg.get(4..6)?.try_into().ok()?);
     let flags = u16::from_ne_bytes(msg.get(6..8)?.try_into().ok()?);
     if kind >> 8 != NFNL_SUBSYS_CTNETLINK {
@@ -175,6 +176,11 @@ pub(crate) mod tests {
 
     /// A destroy event as the kernel writes it, built with the encoder.
     pub fn sample(kind: u16, flags: u16, dport: u16) -> Vec<u8> {
+        sample_with(kind, flags, dport, TCP_TIME_WAIT, true)
+    }
+
+    /// `sample` in TCP state `state`, with or without counters.
+    pub fn sample_with(kind: u16, flags: u16, dport: u16, state: u8, counters: bool) -> Vec<u8> {
         let mut m = MsgBuf::default();
         m.begin_msg((NFNL_SUBSYS_CTNETLINK << 8) | kind, flags, 0, 2, 0);
         m.nest_begin(CTA_TUPLE_ORIG);
@@ -190,14 +196,15 @@ pub(crate) mod tests {
         m.nest_end();
         m.nest_begin(CTA_PROTOINFO);
         m.nest_begin(CTA_PROTOINFO_TCP);
-        m.attr(CTA_PROTOINFO_TCP_STATE, &[TCP_TIME_WAIT]);
+        m.attr(CTA_PROTOINFO_TCP_STATE, &[state]);
         m.nest_end();
         m.nest_end();
         m.attr_be32(CTA_MARK, 7);
-        for (k, b) in [
+        let counted = [
             (CTA_COUNTERS_ORIG, 1000u64),
             (CTA_COUNTERS_REPLY, 1_500_000),
-        ] {
+        ];
+        for (k, b) in counted.into_iter().filter(|_| counters) {
             m.nest_begin(k);
             m.attr_be64(CTA_COUNTERS_PACKETS, 10);
             m.attr_be64(CTA_COUNTERS_BYTES, b);
