@@ -17,15 +17,14 @@ pub mod bpf;
 pub mod event;
 
 use crate::filter::nft::msg::MsgBuf;
+use crate::filter::nft::socket::{self, cvt, SOL_NETLINK};
 use crate::status::render::Records;
 use event::{Event, Kind, Tuple};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-const NETLINK_NETFILTER: libc::c_int = 12;
-const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
 const NFNLGRP_CONNTRACK_NEW: u32 = 1;
 const NFNLGRP_CONNTRACK_UPDATE: u32 = 2;
@@ -89,13 +88,6 @@ pub struct Conntrack {
 /// Records one turn may finish; reading stops early when they fill.
 const DONE: usize = 2 * PER_TURN;
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    match r {
-        0.. => Ok(r),
-        _ => Err(io::Error::last_os_error()),
-    }
-}
-
 fn sysctl(name: &str) -> Option<u8> {
     let v = std::fs::read_to_string(format!("/proc/sys/net/netfilter/{name}")).ok()?;
     v.trim().parse().ok()
@@ -111,28 +103,7 @@ impl Conntrack {
                 "net.netfilter.nf_conntrack_events is 0",
             ));
         }
-        // SAFETY: plain socket(2); owned right away.
-        let fd = cvt(unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
-            )
-        })?;
-        // SAFETY: fresh descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: a zeroed sockaddr_nl; the kernel picks the port id.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
-        let salen = std::mem::size_of::<libc::sockaddr_nl>() as u32;
-        // SAFETY: sa is a valid sockaddr_nl.
-        cvt(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_nl).cast(),
-                salen,
-            )
-        })?;
+        let (fd, _portid) = socket::bound(socket::NETLINK_NETFILTER)?;
         // The filter first: no message of others is queued even once.
         let prog = bpf::program(tag, crate::ports::PORT_MIN);
         let fprog = libc::sock_fprog {

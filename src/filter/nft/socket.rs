@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 pub const NETLINK_NETFILTER: libc::c_int = 12;
 const NETLINK_CAP_ACK: libc::c_int = 10;
-const SOL_NETLINK: libc::c_int = 270;
+pub const SOL_NETLINK: libc::c_int = 270;
 /// A kernel answer slower than this means something is badly wrong.
 const REPLY_TIMEOUT_MS: libc::c_int = 5000;
 
@@ -16,7 +16,7 @@ pub struct NlSocket {
     rx: [u8; 4096],
 }
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -24,46 +24,54 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// A netlink socket of `protocol`, bound to a port id the kernel picks:
+/// the descriptor and that port id. What every netlink user here starts
+/// from (the nftables and route sockets, the conntrack events).
+pub fn bound(protocol: libc::c_int) -> io::Result<(OwnedFd, u32)> {
+    // SAFETY: plain socket(2); the descriptor is owned right away.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    })?;
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: zeroed sockaddr_nl is valid; the kernel picks the port id.
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as u16;
+    let salen = std::mem::size_of::<libc::sockaddr_nl>() as u32;
+    // SAFETY: sa is a valid sockaddr_nl of salen bytes.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_nl).cast(),
+            salen,
+        )
+    })?;
+    let mut len = salen;
+    // SAFETY: sa and len describe a writable sockaddr_nl.
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut sa as *mut libc::sockaddr_nl).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((fd, sa.nl_pid))
+}
+
 impl NlSocket {
     /// A socket of netlink `protocol` (NETLINK_NETFILTER, NETLINK_ROUTE).
     pub fn open(protocol: libc::c_int) -> io::Result<NlSocket> {
-        // SAFETY: plain socket(2); the descriptor is owned right away.
-        let fd = cvt(unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                protocol,
-            )
-        })?;
-        // SAFETY: fd is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (fd, portid) = bound(protocol)?;
         // Errors come back without the whole request echoed: small ACKs.
         // Old kernels lack the option; ACKs are then just larger.
         let _ = crate::net::set_int_opt(&fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
-        // SAFETY: zeroed sockaddr_nl is valid; the kernel picks the port id.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
-        let salen = std::mem::size_of::<libc::sockaddr_nl>() as u32;
-        // SAFETY: sa is a valid sockaddr_nl of salen bytes.
-        cvt(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_nl).cast(),
-                salen,
-            )
-        })?;
-        let mut len = salen;
-        // SAFETY: sa and len describe a writable sockaddr_nl.
-        cvt(unsafe {
-            libc::getsockname(
-                fd.as_raw_fd(),
-                (&mut sa as *mut libc::sockaddr_nl).cast(),
-                &mut len,
-            )
-        })?;
         Ok(NlSocket {
             fd,
-            portid: sa.nl_pid,
+            portid,
             rx: [0; 4096],
         })
     }
