@@ -11,7 +11,7 @@
 //! syslog socket there, or run without -c, to survive a syslogd restart.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 /// LOG_DAEMON.
@@ -27,7 +27,7 @@ pub struct Writer {
     path: Path,
     tag: Tag,
     pid: u32,
-    fd: Option<OwnedFd>,
+    sock: Option<UnixDatagram>,
     /// Lines dropped since the last one sent.
     dropped: u32,
     /// No reconnect before this.
@@ -44,53 +44,13 @@ pub enum Sent {
     Unreachable,
 }
 
-fn connect(path: &str) -> io::Result<OwnedFd> {
-    let flags = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-    // SAFETY: plain socket(2); the descriptor is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, flags, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is fresh and owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: a zeroed sockaddr_un is valid.
-    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if path.len() >= sa.sun_path.len() {
-        return Err(io::ErrorKind::InvalidInput.into());
-    }
-    for (d, b) in sa.sun_path.iter_mut().zip(path.bytes()) {
-        *d = b as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
-    // SAFETY: sa is a valid sockaddr_un of at least len bytes.
-    let r = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_un).cast(),
-            len as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
-fn send(fd: &OwnedFd, line: &[u8]) -> io::Result<()> {
-    // SAFETY: line is a valid buffer for the call.
-    let r = unsafe {
-        libc::send(
-            fd.as_raw_fd(),
-            line.as_ptr().cast(),
-            line.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    match r {
-        0.. => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
+/// A datagram socket connected to `path`, its sends non-blocking. std
+/// builds the address on the stack: no allocation, also on reconnects.
+fn connect(path: &str) -> io::Result<UnixDatagram> {
+    let sock = UnixDatagram::unbound()?;
+    sock.connect(path)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
 }
 
 impl Writer {
@@ -102,7 +62,7 @@ impl Writer {
             path: Path::try_from(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
             tag: Tag::new(),
             pid: std::process::id(),
-            fd: None,
+            sock: None,
             dropped: 0,
             retry_at: None,
         };
@@ -111,12 +71,12 @@ impl Writer {
                 break;
             }
         }
-        w.fd = connect(path).ok();
+        w.sock = connect(path).ok();
         Ok(w)
     }
 
     pub fn connected(&self) -> bool {
-        self.fd.is_some()
+        self.sock.is_some()
     }
 
     /// Sends `text` at syslog priority `prio` (0..7).
@@ -151,20 +111,20 @@ impl Writer {
         buf[head..head + n].copy_from_slice(&text[..n]);
         let line = &buf[..head + n];
         for attempt in 0..2 {
-            let Some(fd) = self.fd.as_ref() else {
+            let Some(sock) = self.sock.as_ref() else {
                 if attempt == 0 && self.reconnect() {
                     continue;
                 }
                 return Sent::Unreachable;
             };
-            match send(fd, line) {
-                Ok(()) => return Sent::Sent,
+            match sock.send(line) {
+                Ok(_) => return Sent::Sent,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => {
                     return Sent::Dropped
                 }
                 // The socket went (syslogd restarted) or never was.
                 Err(_) => {
-                    self.fd = None;
+                    self.sock = None;
                     if attempt == 0 && self.reconnect() {
                         continue;
                     }
@@ -182,8 +142,8 @@ impl Writer {
             return false;
         }
         match connect(&self.path) {
-            Ok(fd) => {
-                self.fd = Some(fd);
+            Ok(sock) => {
+                self.sock = Some(sock);
                 self.retry_at = None;
                 true
             }
