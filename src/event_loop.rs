@@ -73,14 +73,10 @@ pub struct Proxy {
     status: Option<Status>,
     /// A status query has something to do this turn.
     status_due: bool,
-    records: Records,
     #[cfg(target_os = "linux")]
     conntrack: Option<crate::conntrack::Conntrack>,
     /// Conntrack messages are waiting.
     conntrack_due: bool,
-    /// A tick passed: conntrack's late answers are due for expiry.
-    #[cfg(target_os = "linux")]
-    ticks_due_expire: bool,
 }
 
 /// What watches the daemon besides its peers: the status socket, and
@@ -135,19 +131,10 @@ impl Proxy {
             None => None,
         };
         #[cfg(target_os = "linux")]
-        let records = match &observers.conntrack {
-            Some(ct) => {
-                poll.registry().register(
-                    &mut SourceFd(&ct.raw_fd()),
-                    CONNTRACK,
-                    Interest::READABLE,
-                )?;
-                ct.records
-            }
-            None => Records::Off,
-        };
-        #[cfg(not(target_os = "linux"))]
-        let records = Records::Off;
+        if let Some(ct) = &observers.conntrack {
+            poll.registry()
+                .register(&mut SourceFd(&ct.raw_fd()), CONNTRACK, Interest::READABLE)?;
+        }
         Ok(Proxy {
             sessions: Slab::with_capacity(n),
             // A turn's entries stay until it ends while sessions whose
@@ -168,12 +155,9 @@ impl Proxy {
             totals: Totals::default(),
             status,
             status_due: false,
-            records,
             #[cfg(target_os = "linux")]
             conntrack: observers.conntrack,
             conntrack_due: false,
-            #[cfg(target_os = "linux")]
-            ticks_due_expire: false,
         })
     }
 
@@ -303,10 +287,6 @@ impl Proxy {
             return;
         };
         let now = Instant::now();
-        if self.ticks_due_expire {
-            ct.expire(now);
-            self.ticks_due_expire = false;
-        }
         let sessions = &self.sessions;
         let owner_of = |t: &crate::conntrack::event::Tuple| {
             sessions.indices().find_map(|i| {
@@ -331,18 +311,19 @@ impl Proxy {
         }
     }
 
-    /// Data connection records the kernel's events could not give.
-    fn records_lost(&self) -> u64 {
+    /// Whether data connections are recorded, and how many records the
+    /// kernel's events could not give.
+    fn records(&self) -> (Records, u64) {
         #[cfg(target_os = "linux")]
         if let Some(ct) = &self.conntrack {
-            return ct.lost + ct.untracked;
+            return (ct.records, ct.lost + ct.untracked);
         }
-        0
+        (Records::Off, 0)
     }
 
     /// One step for each status query.
     fn serve_status(&mut self) {
-        let records_lost = self.records_lost();
+        let (records, records_lost) = self.records();
         let Some(st) = self.status.as_mut() else {
             self.status_due = false;
             return;
@@ -353,7 +334,7 @@ impl Proxy {
             totals: &self.totals,
             filter: &self.filter,
             started: self.started,
-            records: self.records,
+            records,
             records_lost,
         };
         let pending = st.serve(&view, self.poll.registry(), Instant::now());
@@ -559,8 +540,9 @@ impl Proxy {
         // Late queries are dropped on a tick at the latest.
         self.status_due |= self.status.is_some();
         #[cfg(target_os = "linux")]
-        if self.conntrack.is_some() {
-            self.ticks_due_expire = true;
+        if let Some(ct) = self.conntrack.as_mut() {
+            // Records whose counters never came; logged on the next read.
+            ct.expire(now);
             self.conntrack_due = true;
         }
         if self.ticks % CHECK_TABLE_TICKS == 0 {
