@@ -300,6 +300,7 @@ impl Proxy {
             })
         };
         self.conntrack_due = ct.read(now, &owner_of);
+        let counted = ct.records == Records::Bytes;
         while let Some(r) = ct.next_record() {
             self.totals.moved.add(r.bytes);
             if let Some(s) = self.sessions.get_mut(r.owner.slot) {
@@ -307,7 +308,7 @@ impl Proxy {
                     s.moved.add(r.bytes);
                 }
             }
-            log_record(&r);
+            log_record(&r, counted);
         }
     }
 
@@ -624,21 +625,26 @@ impl fmt::Display for Seconds {
     }
 }
 
-/// The line that says what one data connection moved.
+/// The line that says what one data connection moved; `counted`:
+/// conntrack accounting is on (so missing bytes mean a lost answer).
 #[cfg(target_os = "linux")]
-fn log_record(r: &crate::conntrack::Record) {
+fn log_record(r: &crate::conntrack::Record, counted: bool) {
     let (mode, opener) = match r.owner.passive {
         true => ("passive", "client"),
         false => ("active", "server"),
     };
     let secs = Seconds(r.duration);
+    let why = match counted {
+        true => "the kernel's answer with them was lost",
+        false => "conntrack accounting is off",
+    };
     match r.bytes {
         Some((to_client, to_server)) => log::info!(
             "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs}s: {to_client} bytes to the client, {to_server} to the server",
             r.owner.session, r.from, r.sport, r.proxy_port
         ),
         None => log::info!(
-            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs}s (no byte counts: conntrack accounting is off)",
+            "#{} {mode} data connection from {opener} {}:{} to proxy port {} ended after {secs}s (no byte counts: {why})",
             r.owner.session, r.from, r.sport, r.proxy_port
         ),
     }
