@@ -339,7 +339,7 @@ impl Proxy {
             records_lost,
         };
         let pending = st.serve(&view, self.poll.registry(), Instant::now());
-        self.status_due = pending == status::Pending::More;
+        self.status_due = pending == Turn::More;
     }
 
     /// SIGUSR1: one line per live session (who is connected).

@@ -13,6 +13,7 @@ pub mod render;
 pub mod socket;
 pub mod totals;
 
+use crate::session::Turn;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use render::{Format, Instance, Row, ROW_MAX};
@@ -85,13 +86,6 @@ pub struct Status {
     slow_readers: u64,
 }
 
-/// What `serve` leaves: whether any query wants another turn at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pending {
-    Idle,
-    More,
-}
-
 impl Status {
     pub fn new(mut listener: UnixListener, registry: &Registry) -> io::Result<Status> {
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -111,14 +105,14 @@ impl Status {
     }
 
     /// Accepts into free slots, serves every query one step, drops the
-    /// late ones. `ready` names queries that had events this turn.
-    pub fn serve(&mut self, src: &dyn Source, registry: &Registry, now: Instant) -> Pending {
+    /// late ones; `Turn::More` when a query wants another turn at once.
+    pub fn serve(&mut self, src: &dyn Source, registry: &Registry, now: Instant) -> Turn {
         if self.accept_more {
             self.accept(registry, now);
         }
         let mut pending = match self.accept_more {
-            true => Pending::More,
-            false => Pending::Idle,
+            true => Turn::More,
+            false => Turn::Idle,
         };
         for k in 0..MAX_QUERIES {
             let Some(q) = self.queries[k].as_mut() else {
@@ -133,7 +127,7 @@ impl Status {
             };
             match outcome {
                 Step::Wait => {}
-                Step::More => pending = Pending::More,
+                Step::More => pending = Turn::More,
                 Step::Done => self.finish(k, registry),
             }
         }

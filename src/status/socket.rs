@@ -8,9 +8,7 @@
 //! one else, so nobody else can put a socket there first or swap it.
 
 use mio::net::UnixListener;
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -93,12 +91,7 @@ pub fn bind(path: &Path) -> io::Result<Bound> {
     // SAFETY: as above.
     unsafe { libc::umask(old) };
     let listener = bound?;
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a NUL-terminated path.
-    if unsafe { libc::chmod(c.as_ptr(), 0o600) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(Bound::Listening(listener))
 }
 
