@@ -11,8 +11,19 @@
 # `lan` adds a third network behind the router, another zone:
 #   router 198.18.3.1  ──  198.18.3.2  lan host
 #
+# `upstream` puts a NAT box in front of the router, as an ISP's box in
+# front of a router with a private WAN address (double NAT). The client
+# namespace becomes that box, publishing 198.18.4.1; the internet client
+# is a fifth namespace:
+#   internet client 198.18.4.2  ──  198.18.4.1 box (client ns)  ──  router
+# The box forwards tcp/21 and the ports LOW-HIGH to the router's
+# 198.18.1.1, masquerades what leaves towards the internet, and refuses
+# (with a reset) anything else from the internet: the router's own
+# address cannot be reached from there.
+#
 # Usage (root): lab.sh up NAME | down NAME | lan NAME |
-#               server NAME vsftpd|proftpd DIR [6]
+#               upstream NAME LOW-HIGH |
+#               server NAME vsftpd|proftpd|pyftpd-old|pyftpd-tls DIR [6]
 set -euo pipefail
 
 ns() { echo "fp-$1-$2"; }
@@ -51,9 +62,42 @@ lan() {
     ip -n "$l" route add default via 198.18.3.1
 }
 
+upstream() {
+    local n=$1 range=$2 c r i
+    c=$(ns "$n" c) r=$(ns "$n" r) i=$(ns "$n" i)
+    ip netns add "$i"; ip -n "$i" link set lo up
+    ip link add "fp$n-i" netns "$i" type veth peer name "fp$n-ci" netns "$c"
+    ip -n "$i" addr add 198.18.4.2/24 dev "fp$n-i"
+    ip -n "$c" addr add 198.18.4.1/24 dev "fp$n-ci"
+    ip -n "$i" link set "fp$n-i" up
+    ip -n "$c" link set "fp$n-ci" up
+    ip -n "$i" route add default via 198.18.4.1
+    ip -n "$r" route add 198.18.4.0/24 via 198.18.1.2
+    ip netns exec "$c" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$c" nft -f - <<NFT
+table ip upstream {
+    chain pre {
+        type nat hook prerouting priority dstnat;
+        iifname "fp$n-ci" tcp dport { 21, $range } dnat to 198.18.1.1
+    }
+    chain post {
+        type nat hook postrouting priority srcnat;
+        oifname "fp$n-ci" masquerade
+    }
+    chain filter_in {
+        type filter hook forward priority filter;
+        ct state established,related accept
+        iifname "fp$n-ci" ct status dnat accept
+        iifname "fp$n-ci" meta l4proto tcp reject with tcp reset
+        iifname "fp$n-ci" drop
+    }
+}
+NFT
+}
+
 down() {
     local n=$1 x
-    for x in c r s l; do
+    for x in c r s l i; do
         ip netns pids "$(ns "$n" $x)" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns del "$(ns "$n" $x)" 2>/dev/null || true
     done
@@ -130,6 +174,21 @@ SystemLog $dir/proftpd.log
 CONF
         ip netns exec "$s" proftpd -n -q -c "$dir/proftpd.conf" >"$dir/server.log" 2>&1 &
         ;;
+    pyftpd-old|pyftpd-tls)
+        # pyftpdlib (Debian's python3-pyftpdlib): EPSV/EPRT removed, or
+        # explicit FTPS offered with a self-signed certificate.
+        local flag=--old addr=198.19.2.2
+        [ -n "$v6" ] && addr=2001:db8:2::2
+        if [ "$kind" = pyftpd-tls ]; then
+            openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ftp.lab \
+                -keyout "$dir/tls.pem" -out "$dir/tls.crt" >/dev/null 2>&1
+            cat "$dir/tls.crt" >> "$dir/tls.pem"
+            flag="--tls $dir/tls.pem"
+        fi
+        # shellcheck disable=SC2086
+        ip netns exec "$s" /usr/bin/python3 "$(dirname "$0")/../tests/servers/pyftpd.py" \
+            $flag "$addr" "$dir/root" >"$dir/server.log" 2>&1 &
+        ;;
     *) echo "unknown server $kind" >&2; exit 2 ;;
     esac
     local port_ok=
@@ -142,6 +201,6 @@ CONF
 
 cmd=${1:-}; shift || true
 case $cmd in
-up|down|lan|server) "$cmd" "$@" ;;
-*) sed -n '2,12p' "$0"; exit 2 ;;
+up|down|lan|upstream|server) "$cmd" "$@" ;;
+*) sed -n '2,25p' "$0"; exit 2 ;;
 esac

@@ -5,10 +5,12 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 
+# python3-pyftpdlib, python3-openssl, openssl: a third real server, with
+# EPSV switched off or FTPS offered (tests/servers/pyftpd.py).
 # nodejs: the OpenWrt tests check the LuCI view with `node --check`.
 # php-cli, libxml2-utils, python3-jinja2, shellcheck: the pfSense and
 # OPNsense package tests (php -l, xmllint, the GUI templates).
-pkgs=(nftables iproute2 curl lftp python3 proftpd-core coreutils procps util-linux ca-certificates gcc libc6-dev nodejs php-cli libxml2-utils python3-jinja2 shellcheck)
+pkgs=(nftables iproute2 curl lftp python3 proftpd-core coreutils procps util-linux ca-certificates gcc libc6-dev nodejs php-cli libxml2-utils python3-jinja2 shellcheck python3-pyftpdlib python3-openssl openssl)
 apt-get update -qq
 if ! command -v cargo >/dev/null; then
     # Debian 12's own cargo (1.63) is too old for mio 1; its cargo-web is not.

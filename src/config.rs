@@ -1,5 +1,6 @@
 //! Command-line options, validated against the ranges of OpenBSD's ftp-proxy(8).
 
+use crate::ports::{Range, RANGE_MIN_PORTS};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -59,6 +60,11 @@ pub struct Config {
     pub status_path: Option<String>,
     /// `-l`: where log lines go (default: stderr with -d, else syslog).
     pub log_to: Option<LogTo>,
+    /// `-e`: (reverse mode) the address passive replies name, where a
+    /// NAT in front of the router publishes it.
+    pub advertised: Option<IpAddr>,
+    /// `-E`: the proxy ports to pick from.
+    pub ports: Range,
 }
 
 /// `-l`: the log's destination.
@@ -100,6 +106,8 @@ impl Default for Config {
             instance: Instance::new(),
             status_path: None,
             log_to: None,
+            advertised: None,
+            ports: Range::default(),
         }
     }
 }
@@ -126,9 +134,10 @@ fn bad<T>(msg: String) -> Result<T, ConfigError> {
 
 pub const USAGE: &str = "\
 usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
-                 [-i interface] [-l log] [-M maxperclient] [-m maxsessions]
-                 [-n name] [-o interface] [-P port] [-p port] [-q queue]
-                 [-R address] [-s socket] [-T tag] [-t timeout] [-u user]
+                 [-E low-high] [-e address] [-i interface] [-l log]
+                 [-M maxperclient] [-m maxsessions] [-n name] [-o interface]
+                 [-P port] [-p port] [-q queue] [-R address] [-s socket]
+                 [-T tag] [-t timeout] [-u user]
        ftp-proxy -S [-j] [name | socket ...]
 
   -6              IPv6 mode: only EPSV and EPRT are allowed
@@ -138,6 +147,11 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
   -c dir          empty directory to chroot to, as root (default /var/empty)
   -D level        log level 0..7, as syslog priorities (default 5)
   -d              stay in the foreground and log to stderr
+  -E low-high     proxy ports to pick from, both ends included, 1024..65535,
+                  at least 8 (default 49152-65535): what a NAT in front
+                  of the router forwards
+  -e address      with -R: the address passive (227) replies name, where a
+                  NAT in front of the router publishes it (double NAT)
   -i interface    (Linux) redirect tcp/21 arriving on this interface to the
                   proxy; may be given up to 8 times
   -l log          where log lines go: stderr, syslog (/dev/log, facility
@@ -246,6 +260,21 @@ fn instance(given: Option<String>, addr: IpAddr, port: u16) -> Result<Instance, 
     Instance::try_from(name.as_str()).or_else(|_| bad(format!("-n {name}: too long")))
 }
 
+/// `-E LOW-HIGH`: proxy ports above the privileged ones, enough of them.
+fn port_range(s: &str) -> Result<Range, ConfigError> {
+    let parsed = s.split_once('-').and_then(|(l, h)| {
+        let low = l.parse::<u16>().ok()?;
+        let high = h.parse::<u16>().ok()?;
+        Some(Range { low, high })
+    });
+    match parsed {
+        Some(r) if r.low >= 1024 && r.low <= r.high && r.ports() >= RANGE_MIN_PORTS => Ok(r),
+        _ => bad(format!(
+            "-E {s}: LOW-HIGH, ports 1024..65535, at least {RANGE_MIN_PORTS} of them"
+        )),
+    }
+}
+
 /// `MAJOR:MINOR` in hex as tc(8) writes class ids, packed as skb->priority.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn tc_class(s: &str) -> Result<u32, ConfigError> {
@@ -301,7 +330,8 @@ impl Config {
         }
         o.optflagmulti("v", "", "verbose");
         for f in [
-            "a", "b", "c", "D", "l", "M", "m", "n", "P", "p", "q", "R", "s", "T", "t", "u",
+            "a", "b", "c", "D", "E", "e", "l", "M", "m", "n", "P", "p", "q", "R", "s", "T", "t",
+            "u",
         ] {
             o.optopt(f, "", "", "");
         }
@@ -332,6 +362,12 @@ impl Config {
         }
         if let Some(s) = m.opt_str("b") {
             c.listen_addr = address("b", &s)?;
+        }
+        if let Some(s) = m.opt_str("e") {
+            c.advertised = Some(address("e", &s)?);
+        }
+        if let Some(s) = m.opt_str("E") {
+            c.ports = port_range(&s)?;
         }
         if let Some(s) = m.opt_str("D") {
             c.debug_level = number("D", &s, 0, 7)? as u8;
@@ -428,6 +464,26 @@ impl Config {
                 "-i and -o are for nftables: on pf, intercept in pf.conf (rdr-to or divert-to)"
                     .into(),
             );
+        }
+        if let Some(a) = self.advertised {
+            if self.reverse_addr.is_none() {
+                return bad(format!(
+                    "-e {a} needs -R: in transparent mode clients are told the \
+                     address they connected to"
+                ));
+            }
+            if !fam_ok(&a) || a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                return bad(format!(
+                    "-e {a}: an {fam} unicast address clients can connect to"
+                ));
+            }
+        }
+        // (The default range is the man page's, whatever the listen port.)
+        if self.ports != Range::default() && self.ports.contains(self.listen_port) {
+            return bad(format!(
+                "-E {}: holds the listen port {}",
+                self.ports, self.listen_port
+            ));
         }
         if !self.egress.is_empty() && self.reverse_addr.is_some() {
             return bad("-o and -R exclude each other: -R names the one server".into());
@@ -576,6 +632,38 @@ mod tests {
         assert!(p("-x").is_err());
         assert!(p("stray").is_err());
         assert_eq!(p("-h"), Err(ConfigError::Help));
+    }
+
+    #[test]
+    fn proxy_port_range_and_advertised_address() {
+        assert_eq!(p("").unwrap().ports, Range::default());
+        let r = p("-E 50000-50099").unwrap().ports;
+        assert_eq!((r.low, r.high, r.ports()), (50000, 50099, 100));
+        assert_eq!(p("-E 60000-60007").unwrap().ports.ports(), 8);
+        for bad in [
+            "60000-60006", // 7 ports
+            "1023-2000",
+            "2000-1024",
+            "50000",
+            "50000:50099",
+            "50000-65536",
+            "-1-100",
+            "a-b",
+            "8000-8100", // the listen port 8021
+        ] {
+            let args = vec!["-E".to_string(), bad.to_string()];
+            assert!(Config::parse(args).is_err(), "{bad:?}");
+        }
+        assert!(p("-E 8000-8100 -p 2121").is_ok());
+        let c = p("-R 198.18.5.2 -e 198.18.9.9").unwrap();
+        assert_eq!(c.advertised, Some("198.18.9.9".parse().unwrap()));
+        assert!(p("-e 198.18.9.9").is_err(), "needs -R");
+        assert!(p("-R 198.18.5.2 -e 2001:db8::1").is_err());
+        assert!(p("-R 198.18.5.2 -e 0.0.0.0").is_err());
+        assert!(p("-R 198.18.5.2 -e 224.0.0.1").is_err());
+        assert!(p("-R 198.18.5.2 -e 127.0.0.1").is_err());
+        assert!(p("-R 198.18.5.2 -e example.org").is_err());
+        assert!(p("-6 -R 2001:db8::5 -e 2001:db8::9").is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! logic lives here.
 
 use crate::config::Config;
-use crate::filter::{Backend, Counted, DataPath};
+use crate::filter::{Backend, DataPath, Mappings};
 use crate::ftp::command::Af;
 use crate::ftp::policy::Policy;
 use crate::intercept::{self, Destinations};
@@ -61,7 +61,7 @@ pub struct Proxy {
     /// ready; a session whose turn ran out of budget goes to the back.
     ready: Vec<usize>,
     queued: Vec<bool>,
-    filter: Counted<Backend>,
+    filter: Mappings,
     /// What the proxy may connect to in transparent mode.
     destinations: Destinations,
     next_id: u64,
@@ -146,7 +146,7 @@ impl Proxy {
             listener,
             listening: Listening::Idle,
             signals,
-            filter: Counted::new(filter),
+            filter: Mappings::new(filter),
             destinations,
             next_id: 0,
             ticks: 0,
@@ -433,6 +433,7 @@ impl Proxy {
         };
         let orig = self
             .filter
+            .backend
             .original_dst(peer, local)
             .unwrap_or_else(|| intercept::original_dst(&client, local));
         let server = match self.cfg.reverse_addr {
@@ -548,11 +549,11 @@ impl Proxy {
         }
         if self.ticks % CHECK_TABLE_TICKS == 0 {
             if let Err(e) = self.filter.ensure() {
-                log::error!("checking table inet {}: {e}", self.filter.table());
+                log::error!("checking table inet {}: {e}", self.filter.backend.table());
             }
         }
         let idle = Duration::from_secs(self.cfg.timeout.into());
-        let refresh = self.filter.refresh_every();
+        let refresh = self.filter.backend.refresh_every();
         for i in 0..self.sessions.capacity() {
             let why = match self.sessions.get_mut(i) {
                 Some(s) if s.phase != Phase::Running && now - s.started >= CONNECT_TIMEOUT => {
@@ -590,8 +591,10 @@ impl Proxy {
             self.end(i, End::Shutdown);
         }
         match self.filter.close() {
-            Ok(()) => log::info!(target: "notice", "removed table inet {}", self.filter.table()),
-            Err(e) => log::error!("removing table inet {}: {e}", self.filter.table()),
+            Ok(()) => {
+                log::info!(target: "notice", "removed table inet {}", self.filter.backend.table())
+            }
+            Err(e) => log::error!("removing table inet {}: {e}", self.filter.backend.table()),
         }
     }
 }
@@ -599,7 +602,7 @@ impl Proxy {
 /// Every `every` (the backend's `refresh_every`): keeps a session's
 /// pending mapping alive past its timeout, or finds it used up (then it
 /// is forgotten).
-fn refresh_pending(s: &mut Session, filter: &mut dyn DataPath, now: Instant, every: Duration) {
+fn refresh_pending(s: &mut Session, filter: &mut Mappings, now: Instant, every: Duration) {
     let Some(p) = s.pending.as_mut() else { return };
     if now.saturating_duration_since(p.since) < every {
         return;
@@ -655,7 +658,7 @@ struct View<'a> {
     cfg: &'a Config,
     sessions: &'a Slab<Session>,
     totals: &'a Totals,
-    filter: &'a Counted<Backend>,
+    filter: &'a Mappings,
     started: Instant,
     records: Records,
     records_lost: u64,
@@ -668,12 +671,15 @@ impl status::Source for View<'_> {
             name: &c.instance,
             pid: std::process::id(),
             listen: SocketAddr::new(c.listen_addr, c.listen_port),
-            table: self.filter.table(),
-            owned: self.filter.owned(),
-            one_shot: self.filter.one_shot().name(),
+            table: self.filter.backend.table(),
+            owned: self.filter.backend.owned(),
+            one_shot: self.filter.backend.one_shot().name(),
             reverse: c.reverse_addr.map(|a| SocketAddr::new(a, c.reverse_port)),
             intercept: &c.intercept,
             tag: c.tag,
+            ports: c.ports,
+            ports_held: self.filter.held(),
+            advertised: c.advertised,
             max_sessions: c.max_sessions,
             max_per_client: c.max_per_client,
             timeout: c.timeout,

@@ -51,7 +51,7 @@ fn status_socket(cfg: &Config) -> Option<UnixListener> {
 #[cfg(target_os = "linux")]
 fn conntrack(cfg: &Config) -> Option<ftp_proxy::conntrack::Conntrack> {
     use ftp_proxy::status::render::Records;
-    match ftp_proxy::conntrack::Conntrack::open(cfg.tag, cfg.max_sessions) {
+    match ftp_proxy::conntrack::Conntrack::open(cfg.tag, cfg.ports, cfg.max_sessions) {
         Ok(ct) => {
             match ct.records {
                 Records::Bytes => {
@@ -164,7 +164,13 @@ fn main() -> ExitCode {
     } else {
         ""
     };
-    log::info!(target: "notice", "listening on {addr}, table inet {}{owned}, max {} sessions", filter.table(), cfg.max_sessions);
+    log::info!(target: "notice", "listening on {addr}, table inet {}{owned}, max {} sessions, proxy ports {}", filter.table(), cfg.max_sessions, cfg.ports);
+    if let Some(a) = cfg.advertised {
+        log::info!(target: "notice", "passive replies name {a} (-e), not {}", cfg.listen_addr);
+    }
+    if cfg.ports.ports() < cfg.max_sessions {
+        log::warn!("-E {}: {} ports for up to {} sessions; sessions of one client to one server beyond that get 425", cfg.ports, cfg.ports.ports(), cfg.max_sessions);
+    }
     let mut proxy = match Proxy::new(cfg, listener, filter, destinations, observers) {
         Ok(p) => p,
         Err(e) => return fail(format_args!("start-up: {e}")),

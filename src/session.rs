@@ -9,15 +9,16 @@
 //! work, so no peer can hold the loop.
 
 use crate::config::Config;
-use crate::filter::{DataMap, DataPath, Installed};
+use crate::filter::{DataMap, Installed, Mappings};
 use crate::ftp::line::{Frame, LineBuf, OutBuf};
 use crate::ftp::policy::{self, Policy, Refusal, Severity, Verdict};
-use crate::ftp::relay::{Action, ReplyRelay};
+use crate::ftp::relay::{Action, ReplyRelay, Retry, Sent};
 use crate::ftp::{write, MAX_LINE};
 use crate::log::{Budget, Suppressed};
+use crate::net;
+use crate::ports::Pick;
 use crate::readiness::Readable;
 use crate::status::totals::{Moved, Totals};
-use crate::{net, ports};
 use mio::net::TcpStream;
 use std::fmt;
 use std::io::{self, Write};
@@ -130,7 +131,7 @@ impl fmt::Display for End {
 /// What a session needs from the daemon while it handles a line.
 pub struct Ctx<'a> {
     pub cfg: &'a Config,
-    pub filter: &'a mut dyn DataPath,
+    pub filter: &'a mut Mappings,
     pub now: Instant,
     /// Whole seconds since start, for log budgets.
     pub second: u64,
@@ -153,6 +154,15 @@ impl DataMode {
             DataMode::Active => "active",
         }
     }
+}
+
+/// Whether the server knows an extended command (RFC 2428).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Extended {
+    /// Not refused so far: the client's choice is sent on.
+    Unknown,
+    /// Refused as unknown once: the older command goes at once.
+    Refused,
 }
 
 /// The kernel mapping of a session's pending data connection.
@@ -201,6 +211,12 @@ pub struct Session {
     /// has an outcome to look at.
     connect_reported: bool,
     log_budget: Budget,
+    /// EPSV and EPRT, as far as this session's server knows them.
+    server_epsv: Extended,
+    server_eprt: Extended,
+    /// A refused TLS attempt was logged: clients try AUTH TLS, AUTH SSL,
+    /// PBSZ, PROT in turn, and one line says it.
+    tls_logged: bool,
 }
 
 /// Reads once from `r` into `buf`, unless it is full, ended, or known to
@@ -333,6 +349,9 @@ impl Session {
             server_readable: Readable::Drained,
             connect_reported: false,
             log_budget: Budget::default(),
+            server_epsv: Extended::Unknown,
+            server_eprt: Extended::Unknown,
+            tls_logged: false,
         }
     }
 
@@ -530,6 +549,11 @@ impl Session {
                 Action::Drop => {}
                 Action::Passive { extended, port } => self.passive(cx, extended, port),
                 Action::Replace { with, code } => self.reply_instead(cx, with, code),
+                Action::Retry { instead, code } => {
+                    if !self.retry(instead, code) {
+                        let _ = self.to_client.push(self.from_server.head(f.span()));
+                    }
+                }
             }
             self.from_server.advance(f);
             progress = true;
@@ -537,9 +561,19 @@ impl Session {
         progress
     }
 
-    /// Logs a refusal, at most `LINES_PER_SECOND` a second per session.
+    /// Logs a refusal, at most `LINES_PER_SECOND` a second per session;
+    /// TLS once per session.
     fn log_refusal(&mut self, cx: &mut Ctx, r: Refusal, what: &dyn fmt::Display) {
         cx.totals.refuse_command(r.key);
+        if r == policy::TLS {
+            if self.tls_logged {
+                return;
+            }
+            self.tls_logged = true;
+            return log::info!(target: crate::log::NOTICE,
+                "#{} client {} asked for TLS ({what}): refused with 534, the proxy must read the control channel (TLS commands of this session are not logged again)",
+                self.id, self.client_addr);
+        }
         let Some(suppressed) = self.log_budget.take(cx.second) else {
             return;
         };
@@ -576,21 +610,73 @@ impl Session {
     fn command(&mut self, n: usize, cx: &mut Ctx) {
         self.commands += 1;
         let raw = self.from_client.head(n);
-        match self.policy.judge(raw) {
-            verdict @ (Verdict::Forward | Verdict::Passive) => {
-                // Exactly the bytes judged; room was checked by the caller.
-                let _ = match self.from_client.urgent_in(n) {
-                    Some(u) => self.to_server.push_urgent(raw, u),
-                    None => self.to_server.push(raw),
-                };
-                self.relay.forwarded(verdict == Verdict::Passive);
-            }
-            Verdict::Active { extended, port } => self.active(cx, extended, port),
+        let urgent = self.from_client.urgent_in(n);
+        let kind = match self.policy.judge(raw) {
+            Verdict::Forward => Sent::Other,
+            Verdict::Feat => Sent::Feat,
+            Verdict::Passive { fallback: false } => Sent::Passive,
+            Verdict::Passive { fallback: true } => match (self.server_epsv, urgent) {
+                // The server refused EPSV before: PASV at once, no round
+                // trip lost per transfer. (A line with the urgent byte
+                // goes as it is.)
+                (Extended::Refused, None) => {
+                    let _ = self.to_server.push(b"PASV\r\n");
+                    return self.relay.forwarded(Sent::PasvForEpsv);
+                }
+                _ => Sent::Epsv,
+            },
+            Verdict::Active { extended, port } => return self.active(cx, extended, port),
             Verdict::Refuse(r) => {
                 let verb = Verb::of(raw);
-                self.refuse(cx, r, verb);
+                return self.refuse(cx, r, verb);
             }
+        };
+        // Exactly the bytes judged; room was checked by the caller.
+        let _ = match urgent {
+            Some(u) => self.to_server.push_urgent(raw, u),
+            None => self.to_server.push(raw),
+        };
+        self.relay.forwarded(kind);
+    }
+
+    /// The server refused an EPSV (or the proxy's EPRT) as unknown: the
+    /// older command goes in its place, and for the rest of the session
+    /// at once. False when it cannot (then the refusal is relayed).
+    fn retry(&mut self, instead: Retry, code: u16) -> bool {
+        // Nothing passes a command that may be retried, so the buffer
+        // holds nothing the retry could overtake.
+        if self.to_server.free() < ROOM {
+            return false;
         }
+        let (what, older) = match instead {
+            Retry::Pasv => {
+                let _ = self.to_server.push(b"PASV\r\n");
+                self.relay.forwarded(Sent::PasvForEpsv);
+                (&mut self.server_epsv, "EPSV")
+            }
+            Retry::Port => {
+                let (Some(proxy), Some(p)) = (self.proxy_addr, self.pending) else {
+                    return false;
+                };
+                emit(&mut self.to_server, |b| {
+                    write::active_command(b, proxy, p.map.dport, false)
+                });
+                self.relay.forwarded(Sent::Other);
+                (&mut self.server_eprt, "EPRT")
+            }
+        };
+        if *what == Extended::Unknown {
+            *what = Extended::Refused;
+            let new = if instead == Retry::Pasv {
+                "PASV"
+            } else {
+                "PORT"
+            };
+            log::info!(target: crate::log::NOTICE,
+                "#{} server does not know {older} ({code}): {new} is sent in its place for this session",
+                self.id);
+        }
+        true
     }
 
     /// PORT/EPRT: the address the client named is ignored; the server is
@@ -605,15 +691,23 @@ impl Session {
         );
         let (port20, id) = (cx.cfg.port20, self.id);
         self.mode = Some(DataMode::Active);
-        let Some(pp) = self.install(cx, |pp| {
+        let pp = match self.install(cx, |pp| {
             DataMap::active(server, proxy, pp, client, port, orig, port20, id)
-        }) else {
-            return self.refuse(cx, policy::NAT_FAILED, Verb::of(b"PORT"));
+        }) {
+            Ok(pp) => pp,
+            Err(r) => return self.refuse(cx, r, Verb::of(b"PORT")),
         };
+        // A server that refused EPRT gets PORT at once; an EPRT it may
+        // not know waits for its answer (it may be tried as PORT).
+        let extended = extended && !(proxy.is_ipv4() && self.server_eprt == Extended::Refused);
         emit(&mut self.to_server, |b| {
             write::active_command(b, proxy, pp, extended)
         });
-        self.relay.forwarded(false);
+        let kind = match extended && proxy.is_ipv4() && self.policy.may_fall_back() {
+            true => Sent::Eprt,
+            false => Sent::Other,
+        };
+        self.relay.forwarded(kind);
         log::debug!(
             "#{} {}: server {server} -> proxy {} -> client {}",
             self.id,
@@ -627,17 +721,35 @@ impl Session {
         );
     }
 
-    /// Picks a proxy port and installs the kernel mapping built by `make`,
-    /// replacing the session's previous one in the same transaction.
-    fn install(&mut self, cx: &mut Ctx, make: impl Fn(u16) -> DataMap) -> Option<u16> {
+    /// Picks a proxy port of the range (`-E`) that no other session holds
+    /// for this pair of hosts and installs the kernel mapping built by
+    /// `make`, replacing the session's previous one in the same
+    /// transaction. `Err`: what the client is told instead.
+    fn install(&mut self, cx: &mut Ctx, make: impl Fn(u16) -> DataMap) -> Result<u16, Refusal> {
         let old = self.pending.take().map(|p| p.map);
+        let range = cx.cfg.ports;
+        let mut refusal = policy::NAT_FAILED;
         for _ in 0..PORT_TRIES {
-            let Some(pp) = ports::random_port() else {
-                log::error!(
-                    "#{} the kernel gave no random numbers: no proxy port",
-                    self.id
-                );
-                break;
+            let pp = match range.pick(|pp| !cx.filter.taken(old.as_ref(), &make(pp))) {
+                Pick::Port(pp) => pp,
+                Pick::Exhausted => {
+                    let m = make(range.low);
+                    log::warn!(
+                        "#{} no free proxy port in {range} for {} to {}: every one is held by a pending data connection",
+                        self.id,
+                        m.src,
+                        m.dst
+                    );
+                    refusal = policy::NO_PROXY_PORT;
+                    break;
+                }
+                Pick::NoRandomness => {
+                    log::error!(
+                        "#{} the kernel gave no random numbers: no proxy port",
+                        self.id
+                    );
+                    break;
+                }
             };
             let m = make(pp);
             match cx.filter.install(old.as_ref(), &m) {
@@ -648,19 +760,22 @@ impl Session {
                     });
                     self.negotiated += 1;
                     cx.totals.negotiated += 1;
-                    return Some(pp);
+                    return Ok(pp);
                 }
+                // Taken in the kernel all the same (a stale element).
                 Ok(Installed::PortInUse) => continue,
                 Err(e) => {
                     log::error!("#{} kernel refused data mapping: {e}", self.id);
                     self.drop_old(cx, old);
-                    return None;
+                    return Err(refusal);
                 }
             }
         }
-        log::error!("#{} no free proxy port after {PORT_TRIES} tries", self.id);
+        if refusal == policy::NAT_FAILED {
+            log::error!("#{} no free proxy port after {PORT_TRIES} tries", self.id);
+        }
         self.drop_old(cx, old);
-        None
+        Err(refusal)
     }
 
     /// The previous mapping, when no new one replaced it.
@@ -673,7 +788,7 @@ impl Session {
     }
 
     /// 227/229: the server's port is replaced by a proxy port on the
-    /// address the client wanted (`orig_server`); the kernel forwards the
+    /// address the client wanted (`orig_server`, or `-e`); the kernel forwards the
     /// connection to it to the server's control address. The address in
     /// a 227 is never trusted.
     fn passive(&mut self, cx: &mut Ctx, extended: bool, port: u16) {
@@ -685,14 +800,20 @@ impl Session {
         );
         let id = self.id;
         self.mode = Some(DataMode::Passive);
-        let Some(pp) = self.install(cx, |pp| {
+        let pp = match self.install(cx, |pp| {
             DataMap::passive(client, orig, pp, server, port, proxy, id)
-        }) else {
-            let code = if extended { 229 } else { 227 };
-            return self.reply_instead(cx, policy::NAT_FAILED, code);
+        }) {
+            Ok(pp) => pp,
+            Err(r) => {
+                let code = if extended { 229 } else { 227 };
+                return self.reply_instead(cx, r, code);
+            }
         };
+        // Behind a NAT (`-e`), the client is told the address that NAT
+        // publishes; the connection still reaches the router at `orig`.
+        let told = cx.cfg.advertised.unwrap_or(orig);
         emit(&mut self.to_client, |b| {
-            write::passive_reply(b, orig, pp, extended)
+            write::passive_reply(b, told, pp, extended)
         });
         log::debug!(
             "#{} {}: client {client} -> {} -> server {}",
@@ -702,13 +823,13 @@ impl Session {
             } else {
                 "PASV"
             },
-            SocketAddr::new(orig, pp),
+            SocketAddr::new(told, pp),
             SocketAddr::new(server, port)
         );
     }
 
     /// Removes the kernel state and closes both connections.
-    pub fn close(&mut self, filter: &mut dyn DataPath, why: &End) {
+    pub fn close(&mut self, filter: &mut Mappings, why: &End) {
         if let Some(p) = self.pending.take() {
             if let Err(e) = filter.remove(&p.map) {
                 log::error!("#{} removing mapping: {e}", self.id);

@@ -5,7 +5,8 @@
 //!
 //! With `-T` (a mark on exactly the proxy's data connections) it passes
 //! messages whose CTA_MARK is the tag. Without, it passes TCP whose
-//! original destination port is in the proxy-port range (49152-65535);
+//! original destination port is in the proxy-port range (`-E`, by default
+//! 49152-65535);
 //! other connections to such ports still wake the proxy, which then
 //! finds no mapping of theirs and ignores them.
 //!
@@ -16,6 +17,7 @@
 //! nothing.
 
 use super::event::*;
+use crate::ports::Range;
 
 const BPF_LD: u16 = 0x00;
 const BPF_LDX: u16 = 0x01;
@@ -31,6 +33,7 @@ const BPF_ABS: u16 = 0x20;
 const BPF_IND: u16 = 0x40;
 const BPF_MEM: u16 = 0x60;
 const BPF_JEQ: u16 = 0x10;
+const BPF_JGT: u16 = 0x20;
 const BPF_JGE: u16 = 0x30;
 const BPF_JSET: u16 = 0x40;
 const BPF_K: u16 = 0x00;
@@ -70,7 +73,7 @@ pub type Program = heapless::Vec<Insn, 64>;
 
 /// The filter; the last two instructions accept and reject, and every
 /// jump lands on one of them or on the next instruction.
-pub fn program(mark: Option<u32>, min_port: u16) -> Program {
+pub fn program(mark: Option<u32>, ports: Range) -> Program {
     let mut p = Program::new();
     let ld = BPF_LD | BPF_W | BPF_ABS;
     let mut push = |i: Insn| {
@@ -109,7 +112,8 @@ pub fn program(mark: Option<u32>, min_port: u16) -> Program {
             push(REJECT_IF_ZERO);
             push(op(BPF_MISC | BPF_TAX, 0));
             push(op(BPF_LD | BPF_H | BPF_IND, 4));
-            push(jump(BPF_JMP | BPF_JGE | BPF_K, min_port.into(), 0, 0xff));
+            push(jump(BPF_JMP | BPF_JGE | BPF_K, ports.low.into(), 0, 0xff));
+            push(jump(BPF_JMP | BPF_JGT | BPF_K, ports.high.into(), 0xff, 0));
         }
     }
     // Which message: header fields in the host's order, as `ldh` reads
@@ -234,6 +238,9 @@ mod tests {
                 c if c == BPF_JMP | BPF_JGE | BPF_K => {
                     pc += usize::from(if a >= i.k { i.jt } else { i.jf })
                 }
+                c if c == BPF_JMP | BPF_JGT | BPF_K => {
+                    pc += usize::from(if a > i.k { i.jt } else { i.jf })
+                }
                 c if c == BPF_JMP | BPF_JSET | BPF_K => {
                     pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf })
                 }
@@ -250,25 +257,38 @@ mod tests {
     #[test]
     fn passes_the_proxy_port_range_or_the_mark_and_nothing_else() {
         let sample = super::super::event::tests::sample;
-        let by_port = program(None, 49152);
+        let by_port = program(None, Range::default());
         assert_ne!(run(&by_port, &sample(IPCTNL_MSG_CT_DELETE, 0, 49152)), 0);
         assert_ne!(run(&by_port, &sample(IPCTNL_MSG_CT_NEW, 0x400, 65535)), 0);
         assert_eq!(run(&by_port, &sample(IPCTNL_MSG_CT_DELETE, 0, 49151)), 0);
         assert_eq!(run(&by_port, &sample(IPCTNL_MSG_CT_DELETE, 0, 80)), 0);
         assert_ne!(
             run(
-                &program(Some(7), 49152),
+                &program(Some(7), Range::default()),
                 &sample(IPCTNL_MSG_CT_DELETE, 0, 80)
             ),
             0
         );
         assert_eq!(
             run(
-                &program(Some(8), 49152),
+                &program(Some(8), Range::default()),
                 &sample(IPCTNL_MSG_CT_DELETE, 0, 50000)
             ),
             0
         );
+        // A range of its own: both ends in, their neighbours out.
+        let narrow = program(
+            None,
+            Range {
+                low: 50000,
+                high: 50099,
+            },
+        );
+        assert!(narrow.len() < Program::new().capacity(), "room to spare");
+        for (port, pass) in [(49999, false), (50000, true), (50099, true), (50100, false)] {
+            let got = run(&narrow, &sample(IPCTNL_MSG_CT_DELETE, 0, port));
+            assert_eq!(got != 0, pass, "port {port}");
+        }
         // Not TCP: byte 6 of the protocol number changed to UDP.
         let mut udp = sample(IPCTNL_MSG_CT_DELETE, 0, 50000);
         let [l0, l1] = 5u16.to_ne_bytes();
@@ -289,7 +309,7 @@ mod tests {
             (TCP_CLOSE, false, true),
             (ESTABLISHED, true, true),
         ] {
-            for p in [&by_port, &program(Some(7), 49152)] {
+            for p in [&by_port, &program(Some(7), Range::default())] {
                 let got = run(p, &with(IPCTNL_MSG_CT_NEW, 0, 50000, state, counters));
                 assert_eq!(
                     got != 0,

@@ -96,7 +96,11 @@ fn sysctl(name: &str) -> Option<u8> {
 impl Conntrack {
     /// Subscribes to the conntrack events of this network namespace with
     /// the filter for `tag`; `max_sessions` sizes the transfer table.
-    pub fn open(tag: Option<u32>, max_sessions: u32) -> io::Result<Conntrack> {
+    pub fn open(
+        tag: Option<u32>,
+        ports: crate::ports::Range,
+        max_sessions: u32,
+    ) -> io::Result<Conntrack> {
         if sysctl("nf_conntrack_events") == Some(0) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -105,7 +109,7 @@ impl Conntrack {
         }
         let (fd, _portid) = socket::bound(socket::NETLINK_NETFILTER)?;
         // The filter first: no message of others is queued even once.
-        let prog = bpf::program(tag, crate::ports::PORT_MIN);
+        let prog = bpf::program(tag, ports);
         let fprog = libc::sock_fprog {
             len: prog.len() as u16,
             filter: prog.as_ptr() as *mut libc::sock_filter,

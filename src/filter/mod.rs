@@ -6,8 +6,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-mod counted;
-pub use counted::Counted;
+mod mappings;
+pub use mappings::Mappings;
 
 #[cfg(target_os = "linux")]
 pub mod nft;
@@ -120,9 +120,10 @@ impl OneShot {
 ///   `src` to exactly `dst:dport`, and translates it; how it is kept to
 ///   one connection is `one_shot`.
 /// - `install` replaces the session's previous mapping in the same kernel
-///   transaction. The backend knows the keys of the mappings sessions
-///   hold: it never installs one whose key another session holds
-///   (`PortInUse`: the session picks another port).
+///   transaction. Sessions reach it through `Mappings`, which knows the
+///   keys sessions hold and never asks for one another session holds;
+///   `PortInUse` is the kernel finding the key taken all the same (a
+///   stale element of a table without the owner flag).
 /// - A mapping lives until used, replaced or removed (`remove` at
 ///   session end); where elements carry a timeout, `refresh` keeps them.
 /// - What a crash leaves: `owned` says whether the kernel drops the

@@ -19,6 +19,8 @@ pub enum Command<'a> {
     /// EPSV with no argument, or a family.
     Epsv(Option<Af>),
     EpsvAll,
+    /// FEAT: its reply lists the features, TLS among them.
+    Feat,
     User(&'a [u8]),
     /// AUTH, CCC, CONF, ENC, MIC, PROT…: would hide the control channel.
     Security,
@@ -130,13 +132,29 @@ impl<'a> Command<'a> {
                 }
             }
             b"USER" => Command::User(arg),
-            b"AUTH" | b"CCC" | b"CONF" | b"ENC" | b"MIC" | b"PBSZ" | b"PROT" | b"ADAT" => {
-                Command::Security
-            }
+            b"FEAT" => Command::Feat,
+            v if is_security(v) => Command::Security,
             b"LPRT" | b"LPSV" => Command::Long,
             _ => Command::Other,
         }
     }
+}
+
+/// RFC 2228's commands (and CCC, RFC 4217): each would hide the control
+/// channel from the proxy, or needs a TLS session it cannot have.
+fn is_security(verb: &[u8]) -> bool {
+    matches!(
+        verb,
+        b"AUTH" | b"CCC" | b"CONF" | b"ENC" | b"MIC" | b"PBSZ" | b"PROT" | b"ADAT"
+    )
+}
+
+/// A line of a FEAT reply (RFC 2389: ` AUTH TLS`) that offers one of
+/// those: the proxy refuses them, so clients are not told of them.
+pub fn is_security_feature(line: &[u8]) -> bool {
+    let from = line.iter().position(|&b| b != b' ' && b != b'\t');
+    let (verb, vlen, _) = split(&line[from.unwrap_or(line.len())..]);
+    vlen <= 4 && is_security(&verb[..vlen])
 }
 
 /// `-A`: the user names an anonymous login accepts (ftp-proxy(8)).
@@ -147,6 +165,32 @@ pub fn is_anonymous(user: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_features_are_told_from_others() {
+        for l in [
+            &b" AUTH TLS\r\n"[..],
+            b" AUTH TLS;SSL;\r\n",
+            b" auth ssl\n",
+            b" PBSZ\r\n",
+            b" PROT\r\n",
+            b"\tCCC\r\n",
+            b"AUTH TLS\r\n",
+        ] {
+            assert!(is_security_feature(l), "{l:?}");
+        }
+        for l in [
+            &b" MDTM\r\n"[..],
+            b" AUTHX\r\n",
+            b" REST STREAM\r\n",
+            b" UTF8\r\n",
+            b" EPSV\r\n",
+            b" PROTECT\r\n",
+            b"\r\n",
+        ] {
+            assert!(!is_security_feature(l), "{l:?}");
+        }
+    }
 
     #[test]
     fn port_ignores_the_address_and_reads_the_port() {
@@ -208,6 +252,7 @@ mod tests {
             Command::User(b"anonymous")
         );
         assert_eq!(Command::parse(b"AUTH TLS\r\n"), Command::Security);
+        assert_eq!(Command::parse(b"feat\r\n"), Command::Feat);
         assert_eq!(Command::parse(b"LPRT 4,4,1,2,3,4,2,1,1\r\n"), Command::Long);
         assert_eq!(Command::parse(b"RETR PORT\r\n"), Command::Other);
         assert_eq!(Command::parse(b"PORTX 1\r\n"), Command::Other);

@@ -1,74 +1,123 @@
-//! Commands sent to the server and not yet answered, oldest first.
+//! Commands sent to the server and not yet answered, oldest first, each
+//! with what its reply means to the proxy.
 //!
 //! Every command gets exactly one final reply (2xx–5xx; 1xx replies are
 //! preliminary), in order (RFC 959 4.2). Counting them tells the session
-//! two things: when a reply it makes up itself may go to the client
-//! without overtaking the server's replies to earlier commands, and
-//! whether a 227/229 answers a PASV/EPSV at all.
+//! when a reply it makes up itself may go to the client without
+//! overtaking the server's replies to earlier commands; their kinds tell
+//! whether a 227/229 answers a PASV/EPSV at all, whether a refusal is one
+//! the proxy answers by trying the older command, and which reply lists
+//! features.
 
 /// Most commands the proxy lets a client have in flight to the server:
 /// a client that pipelines more waits (its bytes stay in the kernel).
 pub const MAX_IN_FLIGHT: u8 = 64;
 
-/// What a final reply answered.
+/// A command in flight, as far as its reply matters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answered {
-    /// The greeting, or a command other than PASV/EPSV.
+pub enum Sent {
+    /// The greeting, or any command whose reply is relayed as it is.
     Other,
-    /// A PASV or EPSV: its 227/229 is the one to rewrite.
+    /// PASV, or an EPSV that may not fall back: its 227/229 is rewritten.
     Passive,
-    /// Nothing was waiting: a reply nobody asked for (a 421 before the
-    /// server hangs up, or a confused or hostile server).
-    Nothing,
+    /// An EPSV of an IPv4 session: refused, PASV is tried in its place.
+    Epsv,
+    /// The proxy's PASV in place of a refused EPSV: its 227 reaches the
+    /// client as a 229.
+    PasvForEpsv,
+    /// The proxy's EPRT of an IPv4 session: refused, PORT is tried.
+    Eprt,
+    /// FEAT: the TLS features of its reply are removed.
+    Feat,
 }
+
+impl Sent {
+    const ALL: [Sent; 6] = [
+        Sent::Other,
+        Sent::Passive,
+        Sent::Epsv,
+        Sent::PasvForEpsv,
+        Sent::Eprt,
+        Sent::Feat,
+    ];
+
+    /// Whether its refusal is answered by another command: nothing the
+    /// client sends may go to the server before that is settled.
+    pub fn may_retry(self) -> bool {
+        matches!(self, Sent::Epsv | Sent::Eprt)
+    }
+}
+
+/// Bits per kind, kept in planes: bit i of plane b is bit b of the i-th
+/// oldest command's kind.
+const PLANES: usize = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InFlight {
     len: u8,
-    /// Bit i: the i-th oldest command is a PASV/EPSV.
-    passive: u64,
+    planes: [u64; PLANES],
 }
 
 impl InFlight {
     /// A new connection: the server's greeting is awaited like a reply.
     pub fn greeting() -> InFlight {
-        InFlight { len: 1, passive: 0 }
+        InFlight {
+            len: 1,
+            planes: [0; PLANES],
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// No command more may be sent: too many in flight, or the newest
+    /// waits to see whether it must be tried again another way.
     pub fn is_full(&self) -> bool {
-        self.len >= MAX_IN_FLIGHT
+        self.len >= MAX_IN_FLIGHT || self.newest().is_some_and(Sent::may_retry)
     }
 
     pub fn len(&self) -> u8 {
         self.len
     }
 
-    /// A command was forwarded; false (and nothing counted) when full.
-    pub fn push(&mut self, passive: bool) -> bool {
-        if self.is_full() {
+    fn at(&self, i: u8) -> Sent {
+        let code = (0..PLANES).fold(0, |c, b| c | (((self.planes[b] >> i) & 1) << b));
+        Sent::ALL.get(code as usize).copied().unwrap_or(Sent::Other)
+    }
+
+    /// The command the next final reply answers.
+    pub fn oldest(&self) -> Option<Sent> {
+        (self.len > 0).then(|| self.at(0))
+    }
+
+    fn newest(&self) -> Option<Sent> {
+        self.len.checked_sub(1).map(|i| self.at(i))
+    }
+
+    /// A command was sent; false (and nothing counted) when no more fit.
+    pub fn push(&mut self, kind: Sent) -> bool {
+        if self.len >= MAX_IN_FLIGHT {
             return false;
         }
-        self.passive |= u64::from(passive) << self.len;
+        let code = kind as u64;
+        for (b, plane) in self.planes.iter_mut().enumerate() {
+            *plane |= ((code >> b) & 1) << self.len;
+        }
         self.len += 1;
         true
     }
 
-    /// A final reply arrived: it answers the oldest command in flight.
-    pub fn answer(&mut self) -> Answered {
-        if self.len == 0 {
-            return Answered::Nothing;
+    /// A final reply arrived: it answers the oldest command in flight
+    /// (None: nothing was waiting, a reply nobody asked for, such as a
+    /// 421 before the server hangs up).
+    pub fn answer(&mut self) -> Option<Sent> {
+        let oldest = self.oldest()?;
+        for plane in &mut self.planes {
+            *plane >>= 1;
         }
-        let passive = self.passive & 1 != 0;
-        self.passive >>= 1;
         self.len -= 1;
-        match passive {
-            true => Answered::Passive,
-            false => Answered::Other,
-        }
+        Some(oldest)
     }
 }
 
@@ -79,35 +128,52 @@ mod tests {
     #[test]
     fn replies_answer_commands_in_order() {
         let mut f = InFlight::greeting();
-        assert!(f.push(false)); // USER
-        assert!(f.push(true)); // PASV
-        assert!(f.push(false)); // LIST
-        assert_eq!(f.answer(), Answered::Other); // 220
-        assert_eq!(f.answer(), Answered::Other); // 331
-        assert_eq!(f.answer(), Answered::Passive); // 227
+        assert!(f.push(Sent::Other)); // USER
+        assert!(f.push(Sent::Passive)); // PASV
+        assert!(f.push(Sent::Feat)); // FEAT
+        assert_eq!(f.answer(), Some(Sent::Other)); // 220
+        assert_eq!(f.answer(), Some(Sent::Other)); // 331
+        assert_eq!(f.oldest(), Some(Sent::Passive));
+        assert_eq!(f.answer(), Some(Sent::Passive)); // 227
         assert!(!f.is_empty());
-        assert_eq!(f.answer(), Answered::Other); // 226
+        assert_eq!(f.answer(), Some(Sent::Feat)); // 211
         assert!(f.is_empty());
-        assert_eq!(f.answer(), Answered::Nothing, "unsolicited");
+        assert_eq!(f.answer(), None, "unsolicited");
         assert!(f.is_empty());
     }
 
     #[test]
-    fn bounded() {
+    fn a_command_that_may_be_retried_holds_the_next() {
         let mut f = InFlight::greeting();
+        assert!(f.push(Sent::Epsv));
+        assert!(f.is_full(), "nothing may pass an EPSV that may fall back");
+        assert_eq!(f.answer(), Some(Sent::Other));
+        assert!(f.is_full());
+        assert_eq!(f.answer(), Some(Sent::Epsv));
+        assert!(f.push(Sent::PasvForEpsv));
+        assert!(!f.is_full(), "the PASV itself is final");
+        assert!(f.push(Sent::Eprt));
+        assert!(f.is_full());
+    }
+
+    #[test]
+    fn bounded_and_every_kind_kept() {
+        let mut f = InFlight::greeting();
+        let kind = |i: u8| Sent::ALL[usize::from(i) % Sent::ALL.len()];
+        // No retriable kind here: they hold the queue (tested above).
+        let kind = |i: u8| match kind(i) {
+            k if k.may_retry() => Sent::Other,
+            k => k,
+        };
         for i in 1..MAX_IN_FLIGHT {
-            assert!(f.push(i % 2 == 0), "{i}");
+            assert!(f.push(kind(i)), "{i}");
         }
         assert!(f.is_full());
-        assert!(!f.push(true));
+        assert!(!f.push(Sent::Passive));
         assert_eq!(f.len(), MAX_IN_FLIGHT);
-        assert_eq!(f.answer(), Answered::Other);
+        assert_eq!(f.answer(), Some(Sent::Other));
         for i in 1..MAX_IN_FLIGHT {
-            let want = match i % 2 == 0 {
-                true => Answered::Passive,
-                false => Answered::Other,
-            };
-            assert_eq!(f.answer(), want, "{i}");
+            assert_eq!(f.answer(), Some(kind(i)), "{i}");
         }
         assert!(f.is_empty());
     }

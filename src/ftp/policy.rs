@@ -104,6 +104,12 @@ pub const UNSOLICITED_PASSIVE: Refusal = protocol(
     425,
     "Can't open data connection: passive reply to no PASV/EPSV",
 );
+/// Every proxy port of `-E` is held for this pair of hosts.
+pub const NO_PROXY_PORT: Refusal = protocol(
+    "no-proxy-port",
+    425,
+    "Can't open data connection: no free proxy port, try again later",
+);
 /// The kernel would not take a data mapping (logged where it failed).
 pub const NAT_FAILED: Refusal = protocol(
     "nat-failed",
@@ -123,8 +129,14 @@ fn malformed(verb: &str) -> Refusal {
 pub enum Verdict {
     /// Relay the client's line unchanged.
     Forward,
+    /// Relay FEAT unchanged; the TLS features of its reply are removed.
+    Feat,
     /// Relay PASV/EPSV unchanged; its 227/229 is the one to rewrite.
-    Passive,
+    /// `fallback`: an EPSV the server may not know, for which the proxy
+    /// may send PASV (IPv4, and no EPSV ALL).
+    Passive {
+        fallback: bool,
+    },
     /// Send the server the proxy's own PORT (or EPRT when `extended`) for
     /// a data connection to the client's `port`.
     Active {
@@ -154,6 +166,13 @@ impl Policy {
             family,
             epsv_all: false,
         }
+    }
+
+    /// Whether a refused EPSV (or the proxy's EPRT) may be tried again
+    /// as PASV (PORT): only where those can carry the addresses, and
+    /// never after the client's EPSV ALL (RFC 2428: nothing but EPSV).
+    pub fn may_fall_back(&self) -> bool {
+        self.family == Af::Inet && !self.ipv6_mode && !self.epsv_all
     }
 
     fn wrong_family(&self) -> Refusal {
@@ -224,7 +243,11 @@ impl Policy {
             Command::Security => refuse(TLS),
             Command::Long => refuse(LONG_FORMS),
             Command::Malformed(verb) => refuse(malformed(verb)),
-            Command::Pasv | Command::Epsv(_) => Verdict::Passive,
+            Command::Pasv => Verdict::Passive { fallback: false },
+            Command::Epsv(_) => Verdict::Passive {
+                fallback: self.may_fall_back(),
+            },
+            Command::Feat => Verdict::Feat,
             Command::User(_) | Command::Other => Verdict::Forward,
         }
     }
@@ -289,8 +312,11 @@ mod tests {
     #[test]
     fn epsv_all_locks_out_other_negotiation() {
         let mut p = v4();
-        assert_eq!(p.judge(b"PASV\r\n"), Verdict::Passive);
+        assert_eq!(p.judge(b"PASV\r\n"), Verdict::Passive { fallback: false });
+        assert_eq!(p.judge(b"EPSV\r\n"), Verdict::Passive { fallback: true });
+        assert!(p.may_fall_back());
         assert_eq!(p.judge(b"EPSV ALL\r\n"), Verdict::Forward);
+        assert!(!p.may_fall_back(), "never PASV or PORT after EPSV ALL");
         for cmd in [
             &b"PASV\r\n"[..],
             b"PORT 1,2,3,4,5,6\r\n",
@@ -298,8 +324,9 @@ mod tests {
         ] {
             assert_eq!(p.judge(cmd), Verdict::Refuse(EPSV_ALL), "{cmd:?}");
         }
-        assert_eq!(p.judge(b"EPSV\r\n"), Verdict::Passive);
-        assert_eq!(p.judge(b"EPSV 1\r\n"), Verdict::Passive);
+        assert_eq!(p.judge(b"EPSV\r\n"), Verdict::Passive { fallback: false });
+        assert_eq!(p.judge(b"EPSV 1\r\n"), Verdict::Passive { fallback: false });
+        assert_eq!(p.judge(b"FEAT\r\n"), Verdict::Feat);
         assert_eq!(p.judge(b"EPSV 2\r\n"), Verdict::Refuse(USE_INET));
     }
 
@@ -313,6 +340,7 @@ mod tests {
         );
         assert_eq!(p.judge(b"EPSV 1\r\n"), Verdict::Refuse(USE_INET6));
         assert_eq!(p.judge(b"USER root\r\n"), Verdict::Refuse(NOT_ANONYMOUS));
+        assert_eq!(p.judge(b"EPSV\r\n"), Verdict::Passive { fallback: false });
         assert_eq!(p.judge(b"user Anonymous\r\n"), Verdict::Forward);
     }
 

@@ -17,7 +17,9 @@
 //! has answered every command sent before it, and never while a
 //! multi-line reply is open or a line longer than a buffer is under way.
 
-use super::inflight::{Answered, InFlight};
+use super::command::is_security_feature;
+use super::inflight::InFlight;
+pub use super::inflight::Sent;
 use super::line::Frame;
 use super::policy::{self, Refusal};
 use super::reply::{Kind, ReplyFramer};
@@ -37,6 +39,26 @@ pub enum Action {
     Passive { extended: bool, port: u16 },
     /// Send the refusal `with` in place of the server's reply `code`.
     Replace { with: Refusal, code: u16 },
+    /// The server does not know an EPSV or EPRT (its reply `code` is
+    /// dropped): send it `instead`, whose reply the client gets.
+    Retry { instead: Retry, code: u16 },
+}
+
+/// The older command tried in place of a refused extended one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// PASV for EPSV: its 227 reaches the client as a 229.
+    Pasv,
+    /// PORT for the proxy's EPRT, with the same proxy port.
+    Port,
+}
+
+/// Replies that say a command is not known (RFC 959: 500 unrecognised,
+/// 501 bad arguments, 502 not implemented): an old server's answer to
+/// EPSV or EPRT, and worth trying PASV or PORT for. Any other refusal
+/// (a 425, a 530) would be the same for those.
+fn not_known(code: u16) -> bool {
+    matches!(code, 500..=502)
 }
 
 /// A server line longer than a line buffer, in pieces.
@@ -102,9 +124,9 @@ impl ReplyRelay {
         self.in_flight.is_full() || self.held.is_some()
     }
 
-    /// A command was forwarded to the server.
-    pub fn forwarded(&mut self, passive: bool) {
-        self.in_flight.push(passive);
+    /// A command was sent to the server.
+    pub fn forwarded(&mut self, kind: Sent) {
+        self.in_flight.push(kind);
     }
 
     /// Between replies: nothing sent before is unanswered, no multi-line
@@ -148,11 +170,11 @@ impl ReplyRelay {
 
     /// A final reply answers the oldest command in flight (1xx replies
     /// are preliminary and answer nothing).
-    fn answered(&mut self, code: u16) -> Answered {
+    fn answered(&mut self, code: u16) -> Option<Sent> {
         self.greeted = true;
         match code {
             200.. => self.in_flight.answer(),
-            _ => Answered::Nothing,
+            _ => None,
         }
     }
 
@@ -189,15 +211,33 @@ impl ReplyRelay {
         let open = self.framer.open_code();
         let kind = self.framer.classify(line);
         let Some(Kind::Final(code)) = kind else {
+            if kind == Some(Kind::Inner)
+                && self.in_flight.oldest() == Some(Sent::Feat)
+                && is_security_feature(line)
+            {
+                return Action::Drop;
+            }
             return self.plain(line, kind, open);
         };
         let answered = self.answered(code);
         match (answered, policy::passive_port(code, line)) {
-            (Answered::Passive, Some(Ok(port))) => Action::Passive {
-                extended: code == 229,
-                port,
+            (Some(Sent::Epsv), _) if not_known(code) => Action::Retry {
+                instead: Retry::Pasv,
+                code,
             },
-            (Answered::Passive, Some(Err(with))) => Action::Replace { with, code },
+            (Some(Sent::Eprt), _) if not_known(code) => Action::Retry {
+                instead: Retry::Port,
+                code,
+            },
+            (Some(asked @ (Sent::Passive | Sent::Epsv | Sent::PasvForEpsv)), Some(Ok(port))) => {
+                Action::Passive {
+                    extended: code == 229 || asked == Sent::PasvForEpsv,
+                    port,
+                }
+            }
+            (Some(Sent::Passive | Sent::Epsv | Sent::PasvForEpsv), Some(Err(with))) => {
+                Action::Replace { with, code }
+            }
             // Only a PASV/EPSV the client sent opens a data mapping.
             (_, Some(_)) => Action::Replace {
                 with: policy::UNSOLICITED_PASSIVE,
@@ -217,7 +257,7 @@ impl ReplyRelay {
             if matches!(code, 227 | 229) {
                 self.long = Long::Dropping;
                 let with = match answered {
-                    Answered::Passive => policy::BAD_PASSIVE,
+                    Some(Sent::Passive | Sent::Epsv | Sent::PasvForEpsv) => policy::BAD_PASSIVE,
                     _ => policy::UNSOLICITED_PASSIVE,
                 };
                 return Action::Replace { with, code };
@@ -237,7 +277,7 @@ mod tests {
     /// Runs `server` through a relay that has `commands` in flight
     /// (true: PASV) and a refusal held for the next one; returns what the
     /// client receives, the refusal written as `<R>`.
-    fn client_sees(commands: &[bool], server: &[u8]) -> String {
+    fn client_sees(commands: &[Sent], server: &[u8]) -> String {
         let mut r = ReplyRelay::default();
         let mut out = Vec::new();
         let mut lb = LineBuf::<MAX_LINE>::default();
@@ -265,6 +305,13 @@ mod tests {
                 Action::Drop => {}
                 Action::Passive { port, .. } => out.extend(format!("<P{port}>").bytes()),
                 Action::Replace { code, .. } => out.extend(format!("<X{code}>").bytes()),
+                Action::Retry { instead, code } => {
+                    out.extend(format!("<{instead:?} for {code}>").bytes());
+                    r.forwarded(match instead {
+                        Retry::Pasv => Sent::PasvForEpsv,
+                        Retry::Port => Sent::Other,
+                    });
+                }
             }
             lb.advance(f);
         }
@@ -275,7 +322,7 @@ mod tests {
     fn inner_lines_that_look_like_replies_are_padded() {
         // The greeting answers nothing here: start after it.
         let seen = client_sees(
-            &[false],
+            &[Sent::Other],
             b"220 hi\r\n211-status\r\n229 Entering Extended Passive Mode (|||51210|)\r\n211 end\r\n",
         );
         assert_eq!(
@@ -299,7 +346,7 @@ mod tests {
     #[test]
     fn a_refusal_waits_for_the_end_of_a_long_reply() {
         let long = format!("220 hi\r\n200 {}\r\n250 next\r\n", "x".repeat(1000));
-        let seen = client_sees(&[false], long.as_bytes());
+        let seen = client_sees(&[Sent::Other], long.as_bytes());
         let want = format!("220 hi\r\n200 {}\r\n<R>250 next\r\n", "x".repeat(1000));
         assert_eq!(seen, want);
         // An unsolicited multi-line reply holds it too.
@@ -318,12 +365,72 @@ mod tests {
     #[test]
     fn passive_replies_only_answer_passive_commands() {
         let seen = client_sees(
-            &[false, true, false],
+            &[Sent::Other, Sent::Passive, Sent::Other],
             b"220 hi\r\n227 (198,18,0,1,200,1)\r\n227 (198,18,0,1,200,2)\r\n229 (|||5000|)\r\n",
         );
         assert_eq!(seen, "220 hi\r\n<X227><P51202><X229><R>");
         let long = format!("220 hi\r\n229 {}(|||5000|)\r\n200 ok\r\n", "z".repeat(600));
-        let seen = client_sees(&[true], long.as_bytes());
+        let seen = client_sees(&[Sent::Passive], long.as_bytes());
         assert_eq!(seen, "220 hi\r\n<X229><R>200 ok\r\n");
+    }
+
+    #[test]
+    fn an_epsv_or_eprt_the_server_does_not_know_is_tried_the_old_way() {
+        // 500 to EPSV: PASV instead, its 227 told as a 229.
+        let seen = client_sees(
+            &[Sent::Epsv],
+            b"220 hi\r\n500 EPSV not understood\r\n227 (198,19,2,2,117,48)\r\n",
+        );
+        assert_eq!(seen, "220 hi\r\n<Pasv for 500><P30000><R>");
+        let mut r = ReplyRelay::default();
+        r.forwarded(Sent::Epsv);
+        assert!(r.is_full(), "no command passes an EPSV that may fall back");
+        assert_eq!(r.frame(Frame::Line(8), b"220 hi\r\n"), Action::Relay);
+        assert_eq!(
+            r.frame(Frame::Line(10), b"227 (198,19,2,2,117,48)\r\n"),
+            Action::Passive {
+                extended: false,
+                port: 30000
+            },
+            "an EPSV answered with a 227 is no refusal"
+        );
+        for code in ["501", "502"] {
+            let reply = format!("220 hi\r\n{code} no\r\n200 PORT ok\r\n");
+            let seen = client_sees(&[Sent::Eprt], reply.as_bytes());
+            assert_eq!(
+                seen,
+                format!("220 hi\r\n<Port for {code}>200 PORT ok\r\n<R>")
+            );
+        }
+        // Other refusals, and EPSV that may not fall back, reach the client.
+        let seen = client_sees(&[Sent::Epsv], b"220 hi\r\n425 no\r\n");
+        assert_eq!(seen, "220 hi\r\n425 no\r\n<R>");
+        let seen = client_sees(&[Sent::Passive], b"220 hi\r\n500 no\r\n");
+        assert_eq!(seen, "220 hi\r\n500 no\r\n<R>");
+        // The proxy's PASV refused in turn: that refusal is relayed.
+        let seen = client_sees(&[Sent::PasvForEpsv], b"220 hi\r\n500 no\r\n");
+        assert_eq!(seen, "220 hi\r\n500 no\r\n<R>");
+        // Malformed replies to the fallback PASV: a 425, never an address.
+        let seen = client_sees(&[Sent::Epsv], b"220 hi\r\n502 x\r\n227 Logout.\r\n");
+        assert_eq!(seen, "220 hi\r\n<Pasv for 502><X227><R>");
+    }
+
+    #[test]
+    fn tls_features_are_not_offered() {
+        let feat = b"220 hi\r\n211-Features:\r\n AUTH TLS\r\n MDTM\r\n PBSZ\r\n PROT\r\n REST STREAM\r\n211 End\r\n";
+        let seen = client_sees(&[Sent::Feat], feat);
+        assert_eq!(
+            seen,
+            "220 hi\r\n211-Features:\r\n MDTM\r\n REST STREAM\r\n211 End\r\n<R>"
+        );
+        // The same lines in any other reply (a HELP, a STAT) stay.
+        let seen = client_sees(&[Sent::Other], feat);
+        assert!(seen.contains(" AUTH TLS\r\n") && seen.contains(" PROT\r\n"));
+        // One-line FEAT replies and refusals pass as they are.
+        let seen = client_sees(
+            &[Sent::Feat, Sent::Other],
+            b"220 hi\r\n211 no features\r\n500 x\r\n",
+        );
+        assert_eq!(seen, "220 hi\r\n211 no features\r\n500 x\r\n<R>");
     }
 }

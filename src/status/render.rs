@@ -3,8 +3,9 @@
 //! session. Pure code: what to write comes in plain structs.
 
 use super::totals::{Moved, Totals};
+use crate::ports::Range;
 use core::fmt::{self, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -45,6 +46,11 @@ pub struct Instance<'a> {
     pub reverse: Option<SocketAddr>,
     pub intercept: &'a [heapless::String<16>],
     pub tag: Option<u32>,
+    /// `-E`, and how many of its ports pending mappings hold.
+    pub ports: Range,
+    pub ports_held: usize,
+    /// `-e`: what passive replies name instead of the listen address.
+    pub advertised: Option<IpAddr>,
     pub max_sessions: u32,
     pub max_per_client: u32,
     pub timeout: u32,
@@ -143,6 +149,9 @@ fn head_text(w: &mut impl Write, i: &Instance, t: &Totals) -> fmt::Result {
         Some(s) => write!(w, "  reverse mode to {s}")?,
         None => w.write_str("  transparent")?,
     }
+    if let Some(a) = i.advertised {
+        write!(w, ", passive replies name {a}")?;
+    }
     for (k, n) in i.intercept.iter().enumerate() {
         w.write_str(if k == 0 { ", intercepting " } else { " " })?;
         w.write_str(n)?;
@@ -158,8 +167,8 @@ fn head_text(w: &mut impl Write, i: &Instance, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  sessions {} of {} ({} per client), idle timeout {}s",
-        i.sessions, i.max_sessions, i.max_per_client, i.timeout
+        "  sessions {} of {} ({} per client), idle timeout {}s, proxy ports {} ({} held)",
+        i.sessions, i.max_sessions, i.max_per_client, i.timeout, i.ports, i.ports_held
     )?;
     writeln!(
         w,
@@ -222,6 +231,15 @@ fn head_json(w: &mut impl Write, i: &Instance, t: &Totals) -> fmt::Result {
         Some(t) => write!(w, "\"mark\":{t},")?,
         None => w.write_str("\"mark\":null,")?,
     }
+    match i.advertised {
+        Some(a) => write!(w, "\"advertised\":{},", Quoted(a))?,
+        None => w.write_str("\"advertised\":null,")?,
+    }
+    write!(
+        w,
+        "\"proxy_ports\":[{},{}],\"ports_held\":{},",
+        i.ports.low, i.ports.high, i.ports_held
+    )?;
     write!(
         w,
         "\"one_shot\":{},\"records\":{},\"records_lost\":{},\"max_sessions\":{},\"max_per_client\":{},\"timeout\":{},\"uptime\":{},\"sessions\":{}}},",
@@ -317,6 +335,9 @@ mod tests {
             reverse: None,
             intercept: &[],
             tag: Some(7),
+            ports: Range::default(),
+            ports_held: 0,
+            advertised: None,
             max_sessions: 100,
             max_per_client: 32,
             timeout: 86400,

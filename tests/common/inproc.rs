@@ -92,7 +92,12 @@ pub fn run<T: Send + 'static>(
                 status: Some(status),
                 // By the port range, not -T's mark: the test's loopback
                 // connections are not DNATed, so they carry no mark.
-                conntrack: ftp_proxy::conntrack::Conntrack::open(None, cfg_sessions).ok(),
+                conntrack: ftp_proxy::conntrack::Conntrack::open(
+                    None,
+                    Default::default(),
+                    cfg_sessions,
+                )
+                .ok(),
             },
         )
         .expect("proxy");

@@ -22,6 +22,9 @@ pub const SERVER4: &str = "198.19.2.2";
 pub const SERVER6: &str = "2001:db8:2::2";
 pub const ROUTER_C4: &str = "198.18.1.1";
 pub const ROUTER_C6: &str = "2001:db8:1::1";
+/// `add_upstream`: the NAT box's public address, and the client behind it.
+pub const UPSTREAM_PUBLIC: &str = "198.18.4.1";
+pub const UPSTREAM_CLIENT: &str = "198.18.4.2";
 
 /// Size of the file every cell downloads: spans many TCP segments.
 pub const FILE_SIZE: usize = 1_500_000;
@@ -30,6 +33,10 @@ pub const FILE_SIZE: usize = 1_500_000;
 pub enum Server {
     Vsftpd,
     Proftpd,
+    /// pyftpdlib without EPSV and EPRT (`500` to both), as old servers.
+    PyftpdOld,
+    /// pyftpdlib offering explicit FTPS (AUTH TLS in FEAT), not requiring it.
+    PyftpdTls,
 }
 
 impl Server {
@@ -37,6 +44,8 @@ impl Server {
         match self {
             Server::Vsftpd => "vsftpd",
             Server::Proftpd => "proftpd",
+            Server::PyftpdOld => "pyftpd-old",
+            Server::PyftpdTls => "pyftpd-tls",
         }
     }
 }
@@ -80,6 +89,17 @@ fn missing() -> Vec<String> {
     }
     if !vsftpd_present() {
         m.push("vsftpd".to_string());
+    }
+    // Debian's python3-pyftpdlib, for Debian's own interpreter.
+    let py = Command::new("/usr/bin/python3")
+        .args(["-c", "import pyftpdlib.handlers, OpenSSL"])
+        .stderr(Stdio::null())
+        .status();
+    if !py.is_ok_and(|s| s.success()) {
+        m.push("python3-pyftpdlib and python3-openssl".to_string());
+    }
+    if !have("openssl") {
+        m.push("openssl".to_string());
     }
     m
 }
@@ -223,6 +243,14 @@ impl Lab {
     /// 198.18.3.2, router side `lan_iface()`.
     pub fn add_lan(&self) {
         check(Command::new(LAB_SH).args(["lan", &self.name]));
+    }
+
+    /// Puts a NAT box in front of the router (double NAT): the client
+    /// namespace becomes the box, publishing `UPSTREAM_PUBLIC` and
+    /// forwarding tcp/21 and `range` (LOW-HIGH) to the router; the
+    /// internet client is namespace 'i', `UPSTREAM_CLIENT`.
+    pub fn add_upstream(&self, range: &str) {
+        check(Command::new(LAB_SH).args(["upstream", &self.name, range]));
     }
 
     pub fn lan_iface(&self) -> String {

@@ -82,27 +82,6 @@ struct Elements {
     snat_map: &'static str,
 }
 
-/// A mapping's key as a value to remember.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct HeldKey {
-    len: u8,
-    bytes: [u8; 36],
-}
-
-impl HeldKey {
-    fn of(k: &Packed) -> HeldKey {
-        let mut bytes = [0u8; 36];
-        bytes[..k.bytes().len()].copy_from_slice(k.bytes());
-        HeldKey {
-            len: k.bytes().len() as u8,
-            bytes,
-        }
-    }
-}
-
-/// Room for one mapping per session at the session maximum (500).
-const HELD_CAP: usize = 512;
-
 pub struct Nft {
     sock: NlSocket,
     msg: Box<MsgBuf>,
@@ -115,13 +94,6 @@ pub struct Nft {
     can: Abilities,
     /// What the table is built from, to build it again.
     cfg: Config,
-    /// Keys of the mappings sessions hold, used up in the kernel or not.
-    /// The kernel deletes an element when its connection opens, but the
-    /// session learns that only at its next PORT/PASV, when it deletes
-    /// that key: another session must not have been given the key in
-    /// between (in active mode the key has no client in it), or that
-    /// delete would take its pending element.
-    held: Box<heapless::FnvIndexSet<HeldKey, HELD_CAP>>,
 }
 
 /// Set (to anything) to create the table without the owner flag, as on
@@ -173,7 +145,6 @@ impl Nft {
                 destroy: false,
             },
             cfg: cfg.clone(),
-            held: Box::default(),
         };
         match n.delete_table() {
             Ok(()) => log::warn!(target: "notice", "removed stale table inet {}", n.table),
@@ -440,11 +411,6 @@ impl DataPath for Nft {
     fn install(&mut self, old: Option<&DataMap>, new: &DataMap) -> Result<Installed, FilterError> {
         let e = self.elements(new);
         let gone = old.map(|o| self.elements(o));
-        let key = HeldKey::of(&e.key);
-        let own = gone.as_ref().is_some_and(|g| HeldKey::of(&g.key) == key);
-        if self.held.contains(&key) && !own {
-            return Ok(Installed::PortInUse);
-        }
         // Without quiet deletes the old elements go first, one by one.
         let gone = match (old, gone) {
             (Some(o), Some(_)) if !self.can.destroy => {
@@ -453,21 +419,13 @@ impl DataPath for Nft {
             }
             (_, g) => g,
         };
-        let r = match self.add(gone.as_ref(), &e) {
+        match self.add(gone.as_ref(), &e) {
             Err(FilterError::Kernel(_, libc::ENOENT)) if !self.present()? => {
                 self.rebuild()?;
                 self.add(None, &e)
             }
             r => r,
-        };
-        if let Ok(Installed::Done) = r {
-            if let Some(g) = &gone {
-                self.held.remove(&HeldKey::of(&g.key));
-            }
-            // Cannot be full: each session holds one mapping at most.
-            let _ = self.held.insert(key);
         }
-        r
     }
 
     /// Removes one data connection's elements; those already used up or
@@ -475,7 +433,6 @@ impl DataPath for Nft {
     fn remove(&mut self, d: &DataMap) -> Result<(), FilterError> {
         let dnat = names(self.fam).dnat;
         let e = self.elements(d);
-        self.held.remove(&HeldKey::of(&e.key));
         let how = match self.can.destroy {
             true => Del::Destroy,
             false => Del::Delete,
@@ -528,10 +485,7 @@ impl DataPath for Nft {
             Ok(()) => Ok(true),
             // Rolled back: used up (or expired). The session forgets it,
             // so its key is free again.
-            Err(FilterError::Kernel(_, libc::ENOENT)) => {
-                self.held.remove(&HeldKey::of(&e.key));
-                Ok(false)
-            }
+            Err(FilterError::Kernel(_, libc::ENOENT)) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -1,0 +1,129 @@
+//! FTPS through the proxy: it cannot read TLS, so it refuses AUTH, PBSZ
+//! and PROT (534) and no longer offers them in FEAT; clients that only
+//! try TLS go on in plain FTP, clients that require it fail at once with
+//! their own clear error. pyftpdlib offering explicit FTPS is the server.
+//! Needs root.
+
+mod common;
+
+use common::scripted::*;
+use common::*;
+
+fn lab() -> (Lab, usize) {
+    let mut lab = Lab::new(false);
+    lab.start_server(Server::PyftpdTls);
+    let iface = lab.client_iface();
+    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
+    let fds = lab.fd_count();
+    (lab, fds)
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// FEAT asked of `host` from namespace `ns`.
+fn feat(ns: &str, host: &'static str) -> String {
+    in_ns(ns, move || {
+        let mut c = greeted_at(host, 21);
+        let f = c.cmd("FEAT");
+        c.cmd("QUIT");
+        f
+    })
+    .join()
+    .expect("FEAT")
+}
+
+#[test]
+fn feat_no_longer_offers_tls() {
+    if !prerequisites("feat_no_longer_offers_tls") {
+        return;
+    }
+    let (mut lab, fds) = lab();
+    // The server offers it (asked from the router, not through the proxy).
+    let direct = feat(&lab.ns('r'), SERVER4);
+    for f in [" AUTH TLS", " PBSZ", " PROT"] {
+        assert!(direct.contains(f), "{direct}");
+    }
+    let through = feat(&lab.ns('c'), SERVER4);
+    assert!(through.starts_with("211-") && through.ends_with("211 End FEAT."));
+    let kept: Vec<&str> = direct
+        .lines()
+        .filter(|l| !l.starts_with(" AUTH") && !l.starts_with(" PBSZ") && !l.starts_with(" PROT"))
+        .collect();
+    // Every other line, in order.
+    assert_eq!(through.lines().collect::<Vec<_>>(), kept, "{direct}");
+    lab.assert_clean(fds);
+}
+
+#[test]
+fn clients_that_try_tls_fall_back_and_those_that_need_it_fail_clearly() {
+    if !prerequisites("tls_fall_back_or_fail_clearly") {
+        return;
+    }
+    let (mut lab, fds) = lab();
+    let url = format!("ftp://lab:secret@{SERVER4}/file.bin");
+    let dst = lab.dir.join("got.bin").display().to_string();
+    let same = |lab: &Lab| sha256(&lab.dir.join("got.bin")) == sha256(&lab.root().join("file.bin"));
+    // curl --ssl: TLS if it can be had.
+    let o = lab.exec(
+        'c',
+        30,
+        &[
+            "curl",
+            "-sSv",
+            "--max-time",
+            "20",
+            "--ssl",
+            "-o",
+            &dst,
+            &url,
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}\n{}", lab.log_text());
+    assert!(t.contains("> AUTH "), "curl tried TLS: {t}");
+    assert!(same(&lab));
+    // lftp, ftp:ssl-allow being its default: the same.
+    let _ = std::fs::remove_file(&dst);
+    let script = format!(
+        "set ftp:ssl-allow yes; set net:max-retries 1; set net:timeout 10; get file.bin -o {dst}; bye"
+    );
+    let o = lab.exec('c', 30, &["lftp", "-d", "-e", &script, &url]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}\n{}", lab.log_text());
+    assert!(t.contains("---> AUTH TLS"), "lftp tried TLS: {t}");
+    assert!(t.contains("<--- 534"), "{t}");
+    assert!(same(&lab));
+    // curl --ssl-reqd: its own error for "no TLS" (64), not a timeout (28).
+    let o = lab.exec(
+        'c',
+        30,
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+            "--ssl-reqd",
+            "-o",
+            "/dev/null",
+            &url,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    // One line per session however many TLS commands it tried.
+    let log = lab.log_text();
+    let sessions = log.matches("FTP session started").count();
+    let lines = log.matches("asked for TLS").count();
+    assert!(
+        lines >= 2 && lines <= sessions,
+        "{lines} TLS lines, {sessions} sessions:\n{log}"
+    );
+    let refused = log.matches("refused with 534").count();
+    assert_eq!(refused, lines);
+    lab.assert_clean(fds);
+}
