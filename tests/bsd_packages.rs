@@ -278,11 +278,13 @@ fn samples() -> Vec<Sample> {
             },
         },
         Sample {
-            pfsense: r#"{"enable":"on","interface":"opt2","family":"inet","listenport":"8024","reverseaddr":"198.19.2.2","reverseport":"2121","maxperclient":"1"}"#,
-            opnsense: r#"{"@uuid":"5555-6666","enabled":"1","listenaddress":"127.0.0.1","listenport":"8024","reverseaddress":"198.19.2.2","reverseport":"2121","maxperclient":"1"}"#,
+            pfsense: r#"{"enable":"on","interface":"opt2","family":"inet","listenport":"8024","reverseaddr":"198.19.2.2","reverseport":"2121","maxperclient":"1","advertisedaddr":"198.18.4.1","proxyports":"50000-50099"}"#,
+            opnsense: r#"{"@uuid":"5555-6666","enabled":"1","listenaddress":"127.0.0.1","listenport":"8024","reverseaddress":"198.19.2.2","reverseport":"2121","maxperclient":"1","advertisedaddress":"198.18.4.1","proxyports":"50000-50099"}"#,
             check: |c| {
                 assert_eq!(c.reverse_addr, Some(ip("198.19.2.2")));
                 assert_eq!((c.reverse_port, c.max_per_client), (2121, 1));
+                assert_eq!(c.advertised, Some(ip("198.18.4.1")));
+                assert_eq!((c.ports.low, c.ports.high), (50000, 50099));
             },
         },
     ]
@@ -497,6 +499,8 @@ fn pfsense_renders_nothing_unvalidated() {
         "timeout",
         "reverseaddr",
         "reverseport",
+        "advertisedaddr",
+        "proxyports",
         "tag",
         "queue",
         "debuglevel",
@@ -536,7 +540,7 @@ fn pfsense_renders_nothing_unvalidated() {
             cases += 1;
         }
     }
-    assert_eq!(cases, 13 * (HOSTILE.len() + 1));
+    assert_eq!(cases, 15 * (HOSTILE.len() + 1));
 }
 
 #[test]
@@ -558,6 +562,8 @@ fn opnsense_renders_nothing_unvalidated() {
         "idletimeout",
         "reverseaddress",
         "reverseport",
+        "advertisedaddress",
+        "proxyports",
         "tag",
         "queue",
         "debuglevel",
@@ -569,6 +575,9 @@ fn opnsense_renders_nothing_unvalidated() {
     for field in fields {
         let extra: &[&str] = match field {
             "listenport" | "reverseport" | "maxsessions" | "debuglevel" => &["0", "70000", "٣"],
+            // Too low, too few, holding the listen port (8022), no -R.
+            "proxyports" => &["1023-2000", "60000-60006", "8000-8100", "5٣000-50099"],
+            "advertisedaddress" => &["198.18.4.1"],
             _ => &[],
         };
         let values = HOSTILE.iter().chain(extra);
@@ -598,5 +607,5 @@ fn opnsense_renders_nothing_unvalidated() {
             cases += 1;
         }
     }
-    assert_eq!(cases, 13 * HOSTILE.len() + 4 * 3);
+    assert_eq!(cases, 15 * HOSTILE.len() + 4 * 3 + 4 + 1);
 }

@@ -271,14 +271,29 @@ fn every_option_maps_to_its_flag() {
     let uci = "config ftp-proxy 'rev'\n\
                \toption listen_addr '198.18.0.1'\n\
                \toption reverse_addr '198.19.2.2'\n\
-               \toption reverse_port '2100'\n";
+               \toption reverse_port '2100'\n\
+               \toption advertised_addr '198.18.4.1'\n\
+               \toption proxy_ports '50000-50099'\n";
     let r = Router::new("rev", uci, true);
     let (cmd, cfg) = commands(&r.run("start_service")).remove(0);
     assert_eq!(
         cmd,
-        "-d -l syslog -n rev -b 198.18.0.1 -R 198.19.2.2 -P 2100"
+        "-d -l syslog -n rev -b 198.18.0.1 -R 198.19.2.2 -P 2100 -e 198.18.4.1 -E 50000-50099"
     );
     assert_eq!(cfg.reverse_port, 2100);
+    assert_eq!(cfg.advertised, Some("198.18.4.1".parse().unwrap()));
+    assert_eq!((cfg.ports.low, cfg.ports.high), (50000, 50099));
+    // fw4 accepts the data connections of exactly that range.
+    let d = r.dropins();
+    let forward = &d
+        .iter()
+        .find(|(p, _)| p.contains("forward"))
+        .expect("forward")
+        .1;
+    assert!(
+        forward.contains("ct original proto-dst 50000-50099 accept"),
+        "{forward}"
+    );
 }
 
 #[test]
@@ -637,6 +652,8 @@ fn hostile_uci_values_start_nothing_and_reach_nothing() {
         "timeout",
         "reverse_addr",
         "reverse_port",
+        "advertised_addr",
+        "proxy_ports",
         "tag",
         "queue",
         "log_level",
@@ -682,6 +699,17 @@ fn hostile_uci_values_start_nothing_and_reach_nothing() {
         ("source_addr", "::1"),
         ("reverse_addr", "localhost"),
         ("network_ITEM1", "lan-x"),
+        // Without reverse_addr, or of the other family.
+        ("advertised_addr", "198.18.9.9"),
+        ("advertised_addr", "2001:db8::9"),
+        ("proxy_ports", "1023-2000"),
+        ("proxy_ports", "60000-60006"),
+        ("proxy_ports", "2000-1024"),
+        ("proxy_ports", "50000"),
+        ("proxy_ports", "50000-65536"),
+        ("proxy_ports", "50000-50099-50200"),
+        // The listen port (2121) inside the range.
+        ("proxy_ports", "2000-3000"),
     ] {
         assert_refused(option, value, &[], "");
         cases += 1;
@@ -722,7 +750,7 @@ fn hostile_uci_values_start_nothing_and_reach_nothing() {
         ),
         "{calls:?}"
     );
-    assert_eq!(cases, 14 * HOSTILE.len() + 24);
+    assert_eq!(cases, 16 * HOSTILE.len() + 33);
 }
 
 /// What passes is what the daemon takes: the checks are no stricter than
@@ -739,11 +767,13 @@ fn good_uci_values_pass_the_checks() {
                \toption queue 'ffff:1'\n\
                \toption log_level '0'\n\
                \toption verbose '2'\n\
+               \toption proxy_ports '1024-1031'\n\
                \n\
                config ftp-proxy 'six'\n\
                \toption ipv6 '1'\n\
                \toption listen_addr '2001:db8:1::1'\n\
                \toption reverse_addr '2001:db8:2::2'\n\
+               \toption advertised_addr '2001:db8:4::1'\n\
                \toption source_addr '::ffff:198.18.0.1'\n";
     let r = Router::new("goodvals", uci, true);
     let calls = r.run("start_service");
@@ -752,4 +782,6 @@ fn good_uci_values_pass_the_checks() {
     assert_eq!(cmds.len(), 2, "{calls:?}");
     assert_eq!(cmds[0].1.tag, Some(u32::MAX));
     assert_eq!(cmds[1].1.instance, "six");
+    assert_eq!(cmds[0].1.ports.ports(), 8);
+    assert!(cmds[1].1.advertised.is_some());
 }

@@ -84,6 +84,11 @@ return view.extend({
 		o.placeholder = '21';
 		o.depends({ reverse_addr: /.+/ });
 
+		o = s.taboption('general', form.Value, 'advertised_addr', _('Advertised address'),
+			_('When a NAT in front of this router publishes the server: its public address, named in passive replies (-e).'));
+		o.datatype = 'ipaddr';
+		o.depends({ reverse_addr: /.+/ });
+
 		o = s.taboption('limits', form.Value, 'max_sessions', _('Sessions'),
 			_('Concurrent sessions, 1 to 500 (-m).'));
 		o.placeholder = '100';
@@ -93,6 +98,19 @@ return view.extend({
 			_('Sessions one client address may hold, 1 to 500 (-M).'));
 		o.placeholder = '32';
 		o.validate = number(1, 500);
+
+		o = s.taboption('limits', form.Value, 'proxy_ports', _('Proxy ports'),
+			_('Data ports handed out, LOW-HIGH within 1024 to 65535, at least 8: what a NAT in front forwards (-E).'));
+		o.placeholder = '49152-65535';
+		o.validate = function(section_id, value) {
+			if (value == null || value === '')
+				return true;
+			var m = /^([0-9]{4,5})-([0-9]{4,5})$/.exec(value),
+			    low = m ? +m[1] : 0, high = m ? +m[2] : 0;
+			if (m && low >= 1024 && high <= 65535 && high - low >= 7)
+				return true;
+			return _('LOW-HIGH, ports 1024 to 65535, at least 8 of them');
+		};
 
 		o = s.taboption('limits', form.Value, 'timeout', _('Idle timeout'),
 			_('Seconds, 1 to 86400 (-t).'));

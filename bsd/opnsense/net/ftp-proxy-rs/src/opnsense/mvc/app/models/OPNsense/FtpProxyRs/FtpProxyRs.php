@@ -20,7 +20,7 @@ class FtpProxyRs extends BaseModel
         foreach ($this->instances->instance->iterateItems() as $inst) {
             $key = $inst->__reference;
             $v6 = strpos((string)$inst->listenaddress, ':') !== false;
-            foreach (['sourceaddress', 'reverseaddress'] as $f) {
+            foreach (['sourceaddress', 'reverseaddress', 'advertisedaddress'] as $f) {
                 $a = (string)$inst->$f;
                 if ($a !== '' && (strpos($a, ':') !== false) != $v6) {
                     $messages->appendMessage(new Message(
@@ -34,6 +34,28 @@ class FtpProxyRs extends BaseModel
                     gettext('A reverse port needs a reverse address.'),
                     $key . '.reverseport'
                 ));
+            }
+            if ((string)$inst->advertisedaddress !== '' && (string)$inst->reverseaddress === '') {
+                $messages->appendMessage(new Message(
+                    gettext('An advertised address needs a reverse address.'),
+                    $key . '.advertisedaddress'
+                ));
+            }
+            $range = explode('-', (string)$inst->proxyports);
+            if (count($range) == 2) {
+                [$low, $high] = array_map('intval', $range);
+                $listen = (int)(string)$inst->listenport;
+                if ($low < 1024 || $high > 65535 || $high - $low < 7) {
+                    $messages->appendMessage(new Message(
+                        gettext('LOW-HIGH, ports 1024 to 65535, at least 8.'),
+                        $key . '.proxyports'
+                    ));
+                } elseif ($listen >= $low && $listen <= $high) {
+                    $messages->appendMessage(new Message(
+                        gettext('The range holds the listen port.'),
+                        $key . '.proxyports'
+                    ));
+                }
             }
             $where = (string)$inst->listenaddress . ' ' . (string)$inst->listenport;
             if ((string)$inst->enabled == '1' && isset($ports[$where])) {
