@@ -22,7 +22,7 @@
 # address cannot be reached from there.
 #
 # Usage (root): lab.sh up NAME | down NAME | lan NAME |
-#               upstream NAME LOW-HIGH |
+#               upstream NAME LOW-HIGH | ftps NAME DIR [PASV_ADDR] |
 #               server NAME vsftpd|proftpd|pyftpd-old|pyftpd-tls DIR [6]
 set -euo pipefail
 
@@ -199,8 +199,51 @@ CONF
     [ -n "$port_ok" ] || { echo "$kind did not start:" >&2; cat "$dir/server.log" >&2; exit 1; }
 }
 
+# A second vsftpd on the server, for the FTPS recipes: implicit TLS on
+# port 990 (self-signed certificate), passive ports 31000-31009, naming
+# PASV_ADDR in its 227 replies when given (as a server published behind a
+# port forward must).
+ftps() {
+    local n=$1 dir=$2 pasv_addr=${3:-} s bin=/usr/sbin/vsftpd
+    s=$(ns "$n" s)
+    [ -x "$bin" ] || bin=/opt/vsftpd/usr/sbin/vsftpd
+    mkdir -p "$dir/ftps-empty"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ftps.lab \
+        -keyout "$dir/ftps.key" -out "$dir/ftps.crt" >/dev/null 2>&1
+    cat > "$dir/ftps.conf" <<CONF
+listen=YES
+listen_address=198.19.2.2
+listen_port=990
+background=NO
+anonymous_enable=YES
+local_enable=NO
+anon_root=$dir/root
+no_anon_password=YES
+secure_chroot_dir=$dir/ftps-empty
+seccomp_sandbox=NO
+ssl_enable=YES
+implicit_ssl=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+require_ssl_reuse=NO
+rsa_cert_file=$dir/ftps.crt
+rsa_private_key_file=$dir/ftps.key
+pasv_min_port=31000
+pasv_max_port=31009
+${pasv_addr:+pasv_address=$pasv_addr}
+xferlog_enable=NO
+CONF
+    ip netns exec "$s" "$bin" "$dir/ftps.conf" >"$dir/ftps.log" 2>&1 &
+    for _ in $(seq 50); do
+        ip netns exec "$s" ss -Hltn 'sport = :990' | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "vsftpd (FTPS) did not start:" >&2; cat "$dir/ftps.log" >&2; exit 1
+}
+
 cmd=${1:-}; shift || true
 case $cmd in
-up|down|lan|upstream|server) "$cmd" "$@" ;;
+up|down|lan|upstream|server|ftps) "$cmd" "$@" ;;
 *) sed -n '2,25p' "$0"; exit 2 ;;
 esac

@@ -127,3 +127,112 @@ fn clients_that_try_tls_fall_back_and_those_that_need_it_fail_clearly() {
     assert_eq!(refused, lines);
     lab.assert_clean(fds);
 }
+
+/// The recipe for publishing an FTPS server (docs/ftps.md): not through
+/// the proxy, but two port forwards, tcp/990 and the server's passive
+/// ports, with the server naming the router's address in its 227s. Here
+/// in nftables as fw4 renders the two UCI `redirect` sections; the proxy
+/// publishes the plain FTP server beside it.
+#[test]
+fn recipe_publishing_an_ftps_server_beside_the_proxy() {
+    if !prerequisites("recipe_publishing_ftps") {
+        return;
+    }
+    let mut lab = Lab::new(false);
+    lab.start_server(Server::Vsftpd);
+    ftps_server(&lab, Some(ROUTER_C4));
+    let rc = lab.client_iface();
+    lab.nft(&[
+        "-f",
+        &write(
+            &lab,
+            "forwards.nft",
+            &format!(
+                "table ip recipe {{\n chain dstnat {{\n  type nat hook prerouting priority dstnat;\n  \
+                 iifname \"{rc}\" tcp dport {{ 990, 31000-31009 }} dnat to {SERVER4}\n }}\n}}\n"
+            ),
+        ),
+    ]);
+    // The server's gateway is the router, as behind any router.
+    lab.exec(
+        's',
+        5,
+        &["ip", "route", "add", "198.18.1.0/24", "via", "198.19.2.1"],
+    );
+    lab.start_proxy(&["-b", ROUTER_C4, "-p", "21", "-R", SERVER4]);
+    let fds = lab.fd_count();
+    for url in [
+        format!("ftps://{ROUTER_C4}:990/file.bin"),
+        format!("ftp://{ROUTER_C4}/file.bin"),
+    ] {
+        assert_fetched(&lab, &url);
+    }
+    // Only the plain session went through the proxy.
+    assert_eq!(lab.log_text().matches("FTP session started").count(), 1);
+    lab.assert_clean(fds);
+}
+
+/// The recipe for clients reaching FTPS servers outside: implicit FTPS
+/// (990) is not intercepted and passes in passive mode through the
+/// router's own masquerading (fw4's wan zone, pfSense's outbound NAT);
+/// explicit FTPS on 21 is refused by the proxy (the test above).
+#[test]
+fn recipe_clients_reach_implicit_ftps_past_the_proxy() {
+    if !prerequisites("recipe_outbound_ftps") {
+        return;
+    }
+    let mut lab = Lab::new(false);
+    lab.start_server(Server::Vsftpd);
+    ftps_server(&lab, None);
+    let rs = lab.server_iface();
+    lab.nft(&[
+        "-f",
+        &write(
+            &lab,
+            "masq.nft",
+            &format!(
+                "table ip recipe {{\n chain srcnat {{\n  type nat hook postrouting priority srcnat;\n  \
+                 oifname \"{rs}\" masquerade\n }}\n}}\n"
+            ),
+        ),
+    ]);
+    let iface = lab.client_iface();
+    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
+    let fds = lab.fd_count();
+    assert_fetched(&lab, &format!("ftps://{SERVER4}:990/file.bin"));
+    assert_fetched(&lab, &format!("ftp://{SERVER4}/file.bin"));
+    assert_eq!(lab.log_text().matches("FTP session started").count(), 1);
+    lab.assert_clean(fds);
+}
+
+fn ftps_server(lab: &Lab, pasv_addr: Option<&str>) {
+    let mut cmd = std::process::Command::new(LAB_SH);
+    cmd.args(["ftps", &lab.name]).arg(&lab.dir);
+    cmd.args(pasv_addr);
+    let o = cmd.output().expect("lab.sh ftps");
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn write(lab: &Lab, name: &str, body: &str) -> String {
+    let p = lab.dir.join(name);
+    std::fs::write(&p, body).expect("write");
+    p.display().to_string()
+}
+
+fn assert_fetched(lab: &Lab, url: &str) {
+    let dst = lab.dir.join("got.bin");
+    let _ = std::fs::remove_file(&dst);
+    let d = dst.display().to_string();
+    let o = lab.exec(
+        'c',
+        30,
+        &["curl", "-sS", "-k", "--max-time", "20", "-o", &d, url],
+    );
+    assert!(
+        o.status.success(),
+        "{url}: {}\n{}",
+        text(&o),
+        lab.log_text()
+    );
+    assert_eq!(sha256(&dst), sha256(&lab.root().join("file.bin")), "{url}");
+}
