@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     {
         // As a client command: judged and (if so) forwarded raw.
         match rules.judge(raw) {
-            v @ (Verdict::Forward | Verdict::Passive) => {
+            v @ (Verdict::Forward | Verdict::Feat | Verdict::Passive { .. }) => {
                 assert!(
                     !strip_crlf(raw).iter().any(|&b| telnet::is_control(b)),
                     "forwarded a control byte: {raw:?}"
@@ -58,7 +58,13 @@ fuzz_target!(|data: &[u8]| {
                 let verb = verb(line).to_ascii_uppercase();
                 assert!(!NEVER_RELAYED.contains(&&verb[..]), "relayed {raw:?}");
                 let passive = matches!(Command::parse(line), Command::Pasv | Command::Epsv(_));
-                assert_eq!(v == Verdict::Passive, passive, "{raw:?}");
+                assert_eq!(matches!(v, Verdict::Passive { .. }), passive, "{raw:?}");
+                if v == (Verdict::Passive { fallback: true }) {
+                    // PASV for a refused EPSV: IPv4, and never after EPSV ALL.
+                    assert!(matches!(Command::parse(line), Command::Epsv(_)) && !v6);
+                    assert!(rules.may_fall_back());
+                }
+                assert_eq!(v == Verdict::Feat, Command::parse(line) == Command::Feat);
             }
             Verdict::Active { extended, port } => {
                 assert!(port >= MIN_DATA_PORT);

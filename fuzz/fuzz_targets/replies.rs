@@ -10,12 +10,14 @@
 //! - a refusal goes out only between replies, never inside a multi-line
 //!   reply or a long line;
 //! - a refusal goes out only after the finals of every command sent
-//!   before it.
+//!   before it;
+//! - only a 500/501/502 to an EPSV or EPRT is retried (and nothing of it
+//!   reaches the client); only a TLS feature inside a reply is dropped.
 #![no_main]
 
 use ftp_proxy::ftp::line::{Frame, LineBuf};
 use ftp_proxy::ftp::policy;
-use ftp_proxy::ftp::relay::{Action, ReplyRelay};
+use ftp_proxy::ftp::relay::{Action, ReplyRelay, Retry, Sent};
 use ftp_proxy::ftp::{write, MAX_LINE};
 use libfuzzer_sys::fuzz_target;
 use std::collections::VecDeque;
@@ -24,6 +26,9 @@ use std::net::IpAddr;
 const FORWARD: u8 = 0xf0;
 const FORWARD_PASV: u8 = 0xf1;
 const REFUSE: u8 = 0xf2;
+const FORWARD_EPSV: u8 = 0xf3;
+const FORWARD_EPRT: u8 = 0xf4;
+const FORWARD_FEAT: u8 = 0xf5;
 
 /// What the reference framer makes of a line's start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +175,30 @@ impl Model {
                 assert_eq!(self.long, Some(true), "the tail of a replaced line");
                 self.emit(&bytes, Tag::ServerMore, Tag::ServerMore);
             }
+            (Frame::Line(_), Action::Retry { instead, code }) => {
+                assert!(matches!(code, 500..=502), "retried after {code}");
+                assert_eq!(kind, Some(Ref::Final(code)));
+                // The session sends PASV or PORT in its place.
+                self.relay.forwarded(match instead {
+                    Retry::Pasv => Sent::PasvForEpsv,
+                    Retry::Port => Sent::Other,
+                });
+                self.forwarded += 1;
+            }
+            (Frame::Line(_), Action::Drop) => {
+                assert_eq!(kind, Some(Ref::Inner), "dropped {bytes:?}");
+                let word: Vec<u8> = bytes
+                    .iter()
+                    .skip_while(|&&b| b == b' ' || b == b'\t')
+                    .take_while(|&&b| !matches!(b, b' ' | b'\r' | b'\n'))
+                    .map(u8::to_ascii_uppercase)
+                    .collect();
+                assert!(
+                    [&b"AUTH"[..], b"CCC", b"CONF", b"ENC", b"MIC", b"PBSZ", b"PROT", b"ADAT"]
+                        .contains(&&word[..]),
+                    "dropped {bytes:?}"
+                );
+            }
             (Frame::LongMore(_) | Frame::LongEnd(_), Action::Drop) => {
                 assert_eq!(self.long, Some(false), "the tail of a relayed line dropped");
             }
@@ -208,7 +237,13 @@ impl Model {
                         }
                     }
                     op => {
-                        self.relay.forwarded(op == FORWARD_PASV);
+                        self.relay.forwarded(match op {
+                            FORWARD_PASV => Sent::Passive,
+                            FORWARD_EPSV => Sent::Epsv,
+                            FORWARD_EPRT => Sent::Eprt,
+                            FORWARD_FEAT => Sent::Feat,
+                            _ => Sent::Other,
+                        });
                         self.forwarded += 1;
                     }
                 }
@@ -279,7 +314,7 @@ fuzz_target!(|data: &[u8]| {
     };
     for &b in input {
         match b {
-            FORWARD | FORWARD_PASV | REFUSE => {
+            FORWARD..=FORWARD_FEAT => {
                 m.ops.push_back(b);
                 m.step();
             }

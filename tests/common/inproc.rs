@@ -8,8 +8,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 
-/// A scripted FTP server: answers every command, offers passive ports.
-/// Blocking I/O: when its client stops reading, it stops too.
+/// A scripted FTP server: answers every command, offers passive ports
+/// and TLS in FEAT. After `USER old` it is an old server: EPSV and EPRT
+/// get 500. Blocking I/O: when its client stops reading, it stops too.
 pub fn fake_server(l: TcpListener) {
     for conn in l.incoming() {
         let Ok(s) = conn else { return };
@@ -23,18 +24,21 @@ fn fake_session(mut s: std::net::TcpStream) {
     let mut r = BufReader::new(clone);
     let _ = s.write_all(b"220-fake server\r\n220 ready\r\n");
     let mut line = String::new();
+    let mut old = false;
     while r.read_line(&mut line).unwrap_or(0) > 0 {
         let verb = line
             .split_whitespace()
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        old |= line.trim_end() == "USER old";
         let reply: &[u8] = match verb.as_str() {
             "USER" => b"331 password\r\n",
             "PASS" => b"230 in\r\n",
+            "EPSV" | "EPRT" if old => b"500 command not understood\r\n",
             "PASV" => b"227 Entering Passive Mode (127,0,0,1,117,48)\r\n",
             "EPSV" => b"229 Entering Extended Passive Mode (|||30000|)\r\n",
-            "FEAT" => b"211-Features\r\n EPSV\r\n211 End\r\n",
+            "FEAT" => b"211-Features\r\n AUTH TLS\r\n EPSV\r\n PBSZ\r\n PROT\r\n211 End\r\n",
             "QUIT" => b"221 bye\r\n",
             _ => b"200 ok\r\n",
         };

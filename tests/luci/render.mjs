@@ -39,6 +39,7 @@ async function open(url) {
 	const text = await page.textContent('#ftp-proxy-status');
 	check(/Instance luci-demo/.test(text), 'status: the instance is shown');
 	check(/passive/.test(text), 'status: a session in passive mode is shown');
+	check(/50000-50099 \(1 held\)/.test(text), 'status: the proxy-port range and the port its passive session holds');
 	// Polling: the idle times move on within two poll intervals.
 	const before = await page.$$eval('#ftp-proxy-status table:last-of-type tr.tr td:nth-child(8)', c => c.map(x => x.textContent).join());
 	await page.waitForTimeout(11000);
@@ -56,7 +57,7 @@ async function open(url) {
 	const options = await page.$$eval('[data-name]', e => e.map(x => x.getAttribute('data-name')));
 	for (const o of ['enabled', 'network', 'outbound', 'listen_addr', 'listen_port', 'ipv6', 'anonymous_only',
 		'reverse_addr', 'reverse_port', 'max_sessions', 'max_per_client', 'timeout', 'source_addr',
-		'port20', 'tag', 'queue', 'log_level', 'verbose'])
+		'port20', 'tag', 'queue', 'log_level', 'verbose', 'proxy_ports'])
 		check(options.includes(o), `config: option ${o} is there`);
 	// The network picker lists the networks (needs the network calls in the ACL).
 	await page.click('[data-name="network"] .cbi-dropdown');
@@ -67,6 +68,17 @@ async function open(url) {
 	await page.fill('.cbi-section-create-name', 'a'.repeat(40));
 	const typed = await page.inputValue('.cbi-section-create-name');
 	check(typed.length == 32, `config: new name cut at 32 characters (${typed.length})`);
+	// Proxy ports: LOW-HIGH within 1024..65535, at least 8.
+	const limits = await page.$('li[data-tab="limits"] a');
+	if (limits) await limits.click();
+	const range = '[data-name="proxy_ports"] input';
+	for (const [v, ok] of [['50000-50099', true], ['50000-50006', false], ['1023-2000', false], ['50000', false], ['60000-65535', true], ['']]) {
+		await page.fill(range, v);
+		await page.dispatchEvent(range, 'keyup');
+		await page.dispatchEvent(range, 'blur');
+		const invalid = await page.$eval(range, e => e.classList.contains('cbi-input-invalid'));
+		check(invalid == (ok === false), `config: proxy_ports ${v || '(empty)'} ${ok === false ? 'refused' : 'accepted'}`);
+	}
 	// Tag 0x0 is refused, as 0 is.
 	const advanced = await page.$('li[data-tab="advanced"] a');
 	if (advanced) await advanced.click();

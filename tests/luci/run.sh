@@ -19,7 +19,7 @@ trap 'kill $(cat "$work"/pids 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
 
 # A scripted FTP server and the proxy (reverse mode) on loopback.
 python3 "$here/../clients/fake_ftpd.py" 127.0.0.1 18121 & echo $! >>"$work/pids"
-"$bin" -d -n luci-demo -b 127.0.0.1 -p 18021 -R 127.0.0.1 -P 18121 2>"$work/proxy.log" & echo $! >>"$work/pids"
+"$bin" -d -n luci-demo -b 127.0.0.1 -p 18021 -R 127.0.0.1 -P 18121 -E 50000-50099 2>"$work/proxy.log" & echo $! >>"$work/pids"
 sleep 1
 python3 "$here/../clients/hold_sessions.py" 127.0.0.1 18021 3 60 & echo $! >>"$work/pids"
 sleep 1

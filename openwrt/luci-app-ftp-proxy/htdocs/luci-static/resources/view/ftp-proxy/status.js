@@ -59,11 +59,14 @@ function instanceView(doc) {
 		.map(function(k) { return '%s %d'.format(k, t.refused[k]); });
 	var commands = Object.keys(t.refused_commands || {})
 		.map(function(k) { return '%s %d'.format(k, t.refused_commands[k]); });
-	var info = table([ _('Listening'), _('Mode'), _('Sessions'), _('Up'), _('Data records') ], [[
+	var ports = i.proxy_ports || [ 49152, 65535 ];
+	var info = table([ _('Listening'), _('Mode'), _('Sessions'), _('Proxy ports'), _('Up'), _('Data records') ], [[
 		i.listen,
-		i.mode == 'reverse' ? _('reverse to %s').format(i.server) :
-			_('transparent') + (i.intercept && i.intercept.length ? ' (' + i.intercept.join(', ') + ')' : ''),
+		(i.mode == 'reverse' ? _('reverse to %s').format(i.server) :
+			_('transparent') + (i.intercept && i.intercept.length ? ' (' + i.intercept.join(', ') + ')' : '')) +
+			(i.advertised ? ', ' + _('passive replies name %s').format(i.advertised) : ''),
 		'%d / %d'.format(i.sessions, i.max_sessions),
+		_('%d-%d (%d held)').format(ports[0], ports[1], i.ports_held || 0),
 		span(i.uptime),
 		i.records == 'bytes' ? _('with byte counts') : i.records == 'no-bytes' ? _('no byte counts (conntrack accounting off)') : _('off')
 	]], '');
