@@ -265,10 +265,10 @@ fn port_range(s: &str) -> Result<Range, ConfigError> {
     let parsed = s.split_once('-').and_then(|(l, h)| {
         let low = l.parse::<u16>().ok()?;
         let high = h.parse::<u16>().ok()?;
-        Some(Range { low, high })
+        Range::new(low, high)
     });
     match parsed {
-        Some(r) if r.low >= 1024 && r.low <= r.high && r.ports() >= RANGE_MIN_PORTS => Ok(r),
+        Some(r) if r.low() >= 1024 && r.ports() >= RANGE_MIN_PORTS => Ok(r),
         _ => bad(format!(
             "-E {s}: LOW-HIGH, ports 1024..65535, at least {RANGE_MIN_PORTS} of them"
         )),
@@ -638,7 +638,7 @@ mod tests {
     fn proxy_port_range_and_advertised_address() {
         assert_eq!(p("").unwrap().ports, Range::default());
         let r = p("-E 50000-50099").unwrap().ports;
-        assert_eq!((r.low, r.high, r.ports()), (50000, 50099, 100));
+        assert_eq!((r.low(), r.high(), r.ports()), (50000, 50099, 100));
         assert_eq!(p("-E 60000-60007").unwrap().ports.ports(), 8);
         for bad in [
             "60000-60006", // 7 ports

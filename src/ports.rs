@@ -15,11 +15,12 @@ pub const RANGE_MIN_PORTS: u32 = 8;
 /// range less than half taken, 8 draws all miss once in 256 picks.
 const DRAWS: usize = 8;
 
-/// The proxy ports to choose from, both ends inclusive (`-E`).
+/// The proxy ports to choose from, both ends inclusive (`-E`); never
+/// empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
-    pub low: u16,
-    pub high: u16,
+    low: u16,
+    high: u16,
 }
 
 impl Default for Range {
@@ -48,7 +49,20 @@ pub enum Pick {
 }
 
 impl Range {
-    /// How many ports: never none, `low <= high` holds.
+    /// `low..=high`; None when that holds no port.
+    pub fn new(low: u16, high: u16) -> Option<Range> {
+        (low <= high).then_some(Range { low, high })
+    }
+
+    pub fn low(&self) -> u16 {
+        self.low
+    }
+
+    pub fn high(&self) -> u16 {
+        self.high
+    }
+
+    /// How many ports: at least one.
     pub fn ports(&self) -> u32 {
         u32::from(self.high) - u32::from(self.low) + 1
     }
@@ -142,10 +156,7 @@ mod tests {
 
     #[test]
     fn a_small_range_is_covered_evenly_and_never_left() {
-        let r = Range {
-            low: 50000,
-            high: 50009,
-        };
+        let r = Range::new(50000, 50009).unwrap();
         let mut count = [0u32; 10];
         for _ in 0..10_000 {
             let p = r.random().expect("kernel randomness");
@@ -160,10 +171,7 @@ mod tests {
 
     #[test]
     fn the_last_free_port_is_found_and_a_full_range_is_told() {
-        let r = Range {
-            low: 60000,
-            high: 60015,
-        };
+        let r = Range::new(60000, 60015).unwrap();
         for last in [60000, 60007, 60015] {
             let mut asked = HashSet::new();
             let got = r.pick(|p| {
@@ -181,10 +189,8 @@ mod tests {
             Pick::Exhausted
         );
         assert_eq!(asked.len(), 16, "every port was asked about");
-        let one = Range {
-            low: 65535,
-            high: 65535,
-        };
+        let one = Range::new(65535, 65535).unwrap();
         assert_eq!(one.pick(|_| true), Pick::Port(65535));
+        assert_eq!(Range::new(2, 1), None);
     }
 }

@@ -29,7 +29,8 @@ use std::time::Instant;
 const OUT: usize = 2 * MAX_LINE;
 /// Room a line needs in an output buffer before it is taken from input.
 const ROOM: usize = MAX_LINE + 64;
-/// Tries at a free proxy port before the data connection is refused.
+/// Ports the kernel may find taken (stale elements of a table without
+/// the owner flag) before the data connection is refused.
 const PORT_TRIES: usize = 8;
 /// Passes over both directions in one turn, each reading at most one
 /// line buffer per peer: a session moves at most 4 × 512 bytes each way
@@ -728,27 +729,27 @@ impl Session {
     fn install(&mut self, cx: &mut Ctx, make: impl Fn(u16) -> DataMap) -> Result<u16, Refusal> {
         let old = self.pending.take().map(|p| p.map);
         let range = cx.cfg.ports;
-        let mut refusal = policy::NAT_FAILED;
         for _ in 0..PORT_TRIES {
             let pp = match range.pick(|pp| !cx.filter.taken(old.as_ref(), &make(pp))) {
                 Pick::Port(pp) => pp,
                 Pick::Exhausted => {
-                    let m = make(range.low);
+                    let m = make(range.low());
                     log::warn!(
                         "#{} no free proxy port in {range} for {} to {}: every one is held by a pending data connection",
                         self.id,
                         m.src,
                         m.dst
                     );
-                    refusal = policy::NO_PROXY_PORT;
-                    break;
+                    self.drop_old(cx, old);
+                    return Err(policy::NO_PROXY_PORT);
                 }
                 Pick::NoRandomness => {
                     log::error!(
                         "#{} the kernel gave no random numbers: no proxy port",
                         self.id
                     );
-                    break;
+                    self.drop_old(cx, old);
+                    return Err(policy::NAT_FAILED);
                 }
             };
             let m = make(pp);
@@ -767,15 +768,13 @@ impl Session {
                 Err(e) => {
                     log::error!("#{} kernel refused data mapping: {e}", self.id);
                     self.drop_old(cx, old);
-                    return Err(refusal);
+                    return Err(policy::NAT_FAILED);
                 }
             }
         }
-        if refusal == policy::NAT_FAILED {
-            log::error!("#{} no free proxy port after {PORT_TRIES} tries", self.id);
-        }
+        log::error!("#{} no free proxy port after {PORT_TRIES} tries", self.id);
         self.drop_old(cx, old);
-        Err(refusal)
+        Err(policy::NAT_FAILED)
     }
 
     /// The previous mapping, when no new one replaced it.

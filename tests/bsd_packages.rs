@@ -284,7 +284,7 @@ fn samples() -> Vec<Sample> {
                 assert_eq!(c.reverse_addr, Some(ip("198.19.2.2")));
                 assert_eq!((c.reverse_port, c.max_per_client), (2121, 1));
                 assert_eq!(c.advertised, Some(ip("198.18.4.1")));
-                assert_eq!((c.ports.low, c.ports.high), (50000, 50099));
+                assert_eq!((c.ports.low(), c.ports.high()), (50000, 50099));
             },
         },
     ]

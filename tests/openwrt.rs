@@ -282,7 +282,7 @@ fn every_option_maps_to_its_flag() {
     );
     assert_eq!(cfg.reverse_port, 2100);
     assert_eq!(cfg.advertised, Some("198.18.4.1".parse().unwrap()));
-    assert_eq!((cfg.ports.low, cfg.ports.high), (50000, 50099));
+    assert_eq!((cfg.ports.low(), cfg.ports.high()), (50000, 50099));
     // fw4 accepts the data connections of exactly that range.
     let d = r.dropins();
     let forward = &d

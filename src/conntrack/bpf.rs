@@ -112,8 +112,13 @@ pub fn program(mark: Option<u32>, ports: Range) -> Program {
             push(REJECT_IF_ZERO);
             push(op(BPF_MISC | BPF_TAX, 0));
             push(op(BPF_LD | BPF_H | BPF_IND, 4));
-            push(jump(BPF_JMP | BPF_JGE | BPF_K, ports.low.into(), 0, 0xff));
-            push(jump(BPF_JMP | BPF_JGT | BPF_K, ports.high.into(), 0xff, 0));
+            push(jump(BPF_JMP | BPF_JGE | BPF_K, ports.low().into(), 0, 0xff));
+            push(jump(
+                BPF_JMP | BPF_JGT | BPF_K,
+                ports.high().into(),
+                0xff,
+                0,
+            ));
         }
     }
     // Which message: header fields in the host's order, as `ldh` reads
@@ -277,13 +282,7 @@ mod tests {
             0
         );
         // A range of its own: both ends in, their neighbours out.
-        let narrow = program(
-            None,
-            Range {
-                low: 50000,
-                high: 50099,
-            },
-        );
+        let narrow = program(None, Range::new(50000, 50099).unwrap());
         assert!(narrow.len() < Program::new().capacity(), "room to spare");
         for (port, pass) in [(49999, false), (50000, true), (50099, true), (50100, false)] {
             let got = run(&narrow, &sample(IPCTNL_MSG_CT_DELETE, 0, port));

@@ -238,7 +238,9 @@ fn head_json(w: &mut impl Write, i: &Instance, t: &Totals) -> fmt::Result {
     write!(
         w,
         "\"proxy_ports\":[{},{}],\"ports_held\":{},",
-        i.ports.low, i.ports.high, i.ports_held
+        i.ports.low(),
+        i.ports.high(),
+        i.ports_held
     )?;
     write!(
         w,
