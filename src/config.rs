@@ -444,6 +444,7 @@ impl Config {
             ("a", self.source_addr),
             ("b", Some(self.listen_addr)),
             ("R", self.reverse_addr),
+            ("e", self.advertised),
         ] {
             if let Some(a) = a {
                 if !fam_ok(&a) {
@@ -472,10 +473,8 @@ impl Config {
                      address they connected to"
                 ));
             }
-            if !fam_ok(&a) || a.is_unspecified() || a.is_multicast() || a.is_loopback() {
-                return bad(format!(
-                    "-e {a}: an {fam} unicast address clients can connect to"
-                ));
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                return bad(format!("-e {a}: a unicast address clients can connect to"));
             }
         }
         // (The default range is the man page's, whatever the listen port.)

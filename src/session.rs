@@ -32,6 +32,8 @@ const ROOM: usize = MAX_LINE + 64;
 /// Ports the kernel may find taken (stale elements of a table without
 /// the owner flag) before the data connection is refused.
 const PORT_TRIES: usize = 8;
+/// What the proxy sends for a client's EPSV the server does not know.
+const PASV: &[u8] = b"PASV\r\n";
 /// Passes over both directions in one turn, each reading at most one
 /// line buffer per peer: a session moves at most 4 × 512 bytes each way
 /// before every other session, timer and signal has had its turn.
@@ -621,7 +623,7 @@ impl Session {
                 // trip lost per transfer. (A line with the urgent byte
                 // goes as it is.)
                 (Extended::Refused, None) => {
-                    let _ = self.to_server.push(b"PASV\r\n");
+                    let _ = self.to_server.push(PASV);
                     return self.relay.forwarded(Sent::PasvForEpsv);
                 }
                 _ => Sent::Epsv,
@@ -649,11 +651,10 @@ impl Session {
         if self.to_server.free() < ROOM {
             return false;
         }
-        let (what, older) = match instead {
+        let known = match instead {
             Retry::Pasv => {
-                let _ = self.to_server.push(b"PASV\r\n");
-                self.relay.forwarded(Sent::PasvForEpsv);
-                (&mut self.server_epsv, "EPSV")
+                let _ = self.to_server.push(PASV);
+                &mut self.server_epsv
             }
             Retry::Port => {
                 let (Some(proxy), Some(p)) = (self.proxy_addr, self.pending) else {
@@ -662,17 +663,13 @@ impl Session {
                 emit(&mut self.to_server, |b| {
                     write::active_command(b, proxy, p.map.dport, false)
                 });
-                self.relay.forwarded(Sent::Other);
-                (&mut self.server_eprt, "EPRT")
+                &mut self.server_eprt
             }
         };
-        if *what == Extended::Unknown {
-            *what = Extended::Refused;
-            let new = if instead == Retry::Pasv {
-                "PASV"
-            } else {
-                "PORT"
-            };
+        self.relay.forwarded(instead.sent());
+        if *known == Extended::Unknown {
+            *known = Extended::Refused;
+            let (older, new) = instead.verbs();
             log::info!(target: crate::log::NOTICE,
                 "#{} server does not know {older} ({code}): {new} is sent in its place for this session",
                 self.id);
@@ -698,13 +695,14 @@ impl Session {
             Ok(pp) => pp,
             Err(r) => return self.refuse(cx, r, Verb::of(b"PORT")),
         };
-        // A server that refused EPRT gets PORT at once; an EPRT it may
-        // not know waits for its answer (it may be tried as PORT).
-        let extended = extended && !(proxy.is_ipv4() && self.server_eprt == Extended::Refused);
+        // Where PORT can stand in (IPv4): a server that refused EPRT gets
+        // PORT at once, and an EPRT it may not know waits for its answer.
+        let may_fall_back = proxy.is_ipv4() && self.policy.may_fall_back();
+        let extended = extended && !(may_fall_back && self.server_eprt == Extended::Refused);
         emit(&mut self.to_server, |b| {
             write::active_command(b, proxy, pp, extended)
         });
-        let kind = match extended && proxy.is_ipv4() && self.policy.may_fall_back() {
+        let kind = match extended && may_fall_back {
             true => Sent::Eprt,
             false => Sent::Other,
         };

@@ -17,7 +17,7 @@
 
 use ftp_proxy::ftp::line::{Frame, LineBuf};
 use ftp_proxy::ftp::policy;
-use ftp_proxy::ftp::relay::{Action, ReplyRelay, Retry, Sent};
+use ftp_proxy::ftp::relay::{Action, ReplyRelay, Sent};
 use ftp_proxy::ftp::{write, MAX_LINE};
 use libfuzzer_sys::fuzz_target;
 use std::collections::VecDeque;
@@ -181,10 +181,7 @@ impl Model {
                 assert!(matches!(code, 500..=502), "retried after {code}");
                 assert_eq!(kind, Some(Ref::Final(code)));
                 // The session sends PASV or PORT in its place.
-                self.relay.forwarded(match instead {
-                    Retry::Pasv => Sent::PasvForEpsv,
-                    Retry::Port => Sent::Other,
-                });
+                self.relay.forwarded(instead.sent());
                 self.forwarded += 1;
             }
             (Frame::Line(_), Action::Drop) => {

@@ -46,6 +46,12 @@ impl Sent {
     pub fn may_retry(self) -> bool {
         matches!(self, Sent::Epsv | Sent::Eprt)
     }
+
+    /// Whether it asked for passive mode: its 227/229 is the one to
+    /// rewrite (any other is unsolicited).
+    pub fn asks_passive(self) -> bool {
+        matches!(self, Sent::Passive | Sent::Epsv | Sent::PasvForEpsv)
+    }
 }
 
 /// Bits per kind, kept in planes: bit i of plane b is bit b of the i-th

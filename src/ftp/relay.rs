@@ -53,6 +53,24 @@ pub enum Retry {
     Port,
 }
 
+impl Retry {
+    /// What the retried command is in flight.
+    pub fn sent(self) -> Sent {
+        match self {
+            Retry::Pasv => Sent::PasvForEpsv,
+            Retry::Port => Sent::Other,
+        }
+    }
+
+    /// The refused verb and the one sent in its place, for the log.
+    pub fn verbs(self) -> (&'static str, &'static str) {
+        match self {
+            Retry::Pasv => ("EPSV", "PASV"),
+            Retry::Port => ("EPRT", "PORT"),
+        }
+    }
+}
+
 /// Replies that say a command is not known (RFC 959: 500 unrecognised,
 /// 501 bad arguments, 502 not implemented): an old server's answer to
 /// EPSV or EPRT, and worth trying PASV or PORT for. Any other refusal
@@ -229,13 +247,11 @@ impl ReplyRelay {
                 instead: Retry::Port,
                 code,
             },
-            (Some(asked @ (Sent::Passive | Sent::Epsv | Sent::PasvForEpsv)), Some(Ok(port))) => {
-                Action::Passive {
-                    extended: code == 229 || asked == Sent::PasvForEpsv,
-                    port,
-                }
-            }
-            (Some(Sent::Passive | Sent::Epsv | Sent::PasvForEpsv), Some(Err(with))) => {
+            (Some(asked), Some(Ok(port))) if asked.asks_passive() => Action::Passive {
+                extended: code == 229 || asked == Sent::PasvForEpsv,
+                port,
+            },
+            (Some(asked), Some(Err(with))) if asked.asks_passive() => {
                 Action::Replace { with, code }
             }
             // Only a PASV/EPSV the client sent opens a data mapping.
@@ -256,9 +272,9 @@ impl ReplyRelay {
             let answered = self.answered(code);
             if matches!(code, 227 | 229) {
                 self.long = Long::Dropping;
-                let with = match answered {
-                    Some(Sent::Passive | Sent::Epsv | Sent::PasvForEpsv) => policy::BAD_PASSIVE,
-                    _ => policy::UNSOLICITED_PASSIVE,
+                let with = match answered.is_some_and(Sent::asks_passive) {
+                    true => policy::BAD_PASSIVE,
+                    false => policy::UNSOLICITED_PASSIVE,
                 };
                 return Action::Replace { with, code };
             }
@@ -307,10 +323,7 @@ mod tests {
                 Action::Replace { code, .. } => out.extend(format!("<X{code}>").bytes()),
                 Action::Retry { instead, code } => {
                     out.extend(format!("<{instead:?} for {code}>").bytes());
-                    r.forwarded(match instead {
-                        Retry::Pasv => Sent::PasvForEpsv,
-                        Retry::Port => Sent::Other,
-                    });
+                    r.forwarded(instead.sent());
                 }
             }
             lb.advance(f);
