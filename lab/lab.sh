@@ -50,28 +50,28 @@ up() {
     ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }
 
+# A host namespace HOST with one veth (its end DEV) to namespace GW (end
+# GWDEV) on NET.0/24: the host is NET.2, its gateway and default route NET.1.
+leaf() {
+    local host=$1 dev=$2 gw=$3 gwdev=$4 net=$5
+    ip netns add "$host"; ip -n "$host" link set lo up
+    ip link add "$dev" netns "$host" type veth peer name "$gwdev" netns "$gw"
+    ip -n "$host" addr add "$net.2/24" dev "$dev"
+    ip -n "$gw" addr add "$net.1/24" dev "$gwdev"
+    ip -n "$host" link set "$dev" up
+    ip -n "$gw" link set "$gwdev" up
+    ip -n "$host" route add default via "$net.1"
+}
+
 lan() {
-    local n=$1 r l
-    r=$(ns "$n" r) l=$(ns "$n" l)
-    ip netns add "$l"; ip -n "$l" link set lo up
-    ip link add "fp$n-l" netns "$l" type veth peer name "fp$n-rl" netns "$r"
-    ip -n "$l" addr add 198.18.3.2/24 dev "fp$n-l"
-    ip -n "$r" addr add 198.18.3.1/24 dev "fp$n-rl"
-    ip -n "$l" link set "fp$n-l" up
-    ip -n "$r" link set "fp$n-rl" up
-    ip -n "$l" route add default via 198.18.3.1
+    local n=$1
+    leaf "$(ns "$n" l)" "fp$n-l" "$(ns "$n" r)" "fp$n-rl" 198.18.3
 }
 
 upstream() {
-    local n=$1 range=$2 c r i
-    c=$(ns "$n" c) r=$(ns "$n" r) i=$(ns "$n" i)
-    ip netns add "$i"; ip -n "$i" link set lo up
-    ip link add "fp$n-i" netns "$i" type veth peer name "fp$n-ci" netns "$c"
-    ip -n "$i" addr add 198.18.4.2/24 dev "fp$n-i"
-    ip -n "$c" addr add 198.18.4.1/24 dev "fp$n-ci"
-    ip -n "$i" link set "fp$n-i" up
-    ip -n "$c" link set "fp$n-ci" up
-    ip -n "$i" route add default via 198.18.4.1
+    local n=$1 range=$2 c r
+    c=$(ns "$n" c) r=$(ns "$n" r)
+    leaf "$(ns "$n" i)" "fp$n-i" "$c" "fp$n-ci" 198.18.4
     ip -n "$r" route add 198.18.4.0/24 via 198.18.1.2
     ip netns exec "$c" sysctl -qw net.ipv4.ip_forward=1
     ip netns exec "$c" nft -f - <<NFT

@@ -6,14 +6,6 @@ mod common;
 
 use common::*;
 
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A lab with vsftpd on IPv4 and the proxy intercepting with `-i`.
 fn transparent(extra: &[&str]) -> Lab {
     let mut lab = Lab::new(false);
@@ -47,16 +39,7 @@ fn curl_get(lab: &Lab, secs: &str, flags: &[&str]) -> std::process::Output {
 /// checks it arrived whole.
 fn assert_download(lab: &Lab, flags: &[&str]) {
     let o = curl_get(lab, "10", flags);
-    assert!(
-        o.status.success(),
-        "{flags:?}: {}\n{}",
-        out(&o),
-        lab.log_text()
-    );
-    assert_eq!(
-        sha256(&lab.dir.join("got.bin")),
-        sha256(&lab.root().join("file.bin"))
-    );
+    lab.assert_downloaded(&o, &lab.dir.join("got.bin"), &format!("{flags:?}"));
 }
 
 /// Passive (EPSV) and active (EPRT) downloads.
@@ -118,7 +101,7 @@ fn session_limit_refuses_extra_clients_only() {
     }
     let lab = transparent(&["-m", "2"]);
     let o = lab.exec('c', 60, &["python3", "-c", HOLD, SERVER4, "21"]);
-    let t = out(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}\n{}", lab.log_text());
     assert!(
         t.contains("third: 421"),
@@ -185,7 +168,7 @@ fn anonymous_only() {
     }
     let lab = transparent(&["-A"]);
     let o = lab.exec('c', 30, &["python3", "-c", LOGIN, SERVER4]);
-    let t = out(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("root: 530 Only anonymous FTP"), "{t}");
     assert!(t.contains("anonymous lists True"), "{t}");
@@ -219,7 +202,7 @@ fn port20_for_active_mode() {
         assert!(
             o.status.success(),
             "{mode}: {}\n{}",
-            out(&o),
+            output_text(&o),
             lab.log_text()
         );
         assert_eq!(sha256(&dst), sha256(&lab.root().join("file.bin")));
@@ -304,7 +287,7 @@ fn idle_timeout_closes_session() {
     }
     let lab = transparent(&["-t", "2"]);
     let o = lab.exec('c', 30, &["python3", "-c", IDLE, SERVER4]);
-    let t = out(&o);
+    let t = output_text(&o);
     assert!(t.contains("closed:"), "{t}");
     assert!(
         lab.log_text().contains("ending session: idle timeout"),
@@ -337,7 +320,7 @@ fn tproxy_interception() {
         ],
     ] {
         let o = lab.exec('r', 10, argv);
-        assert!(o.status.success(), "{argv:?}: {}", out(&o));
+        assert!(o.status.success(), "{argv:?}: {}", output_text(&o));
     }
     lab.nft(&["add", "table", "ip", "tp"]);
     lab.nft(&[
@@ -372,7 +355,7 @@ fn daemon_mode_detaches_and_cleans_up() {
     let iface = lab.client_iface();
     // Without -d: the started process exits 0 once the daemon runs.
     let o = lab.exec('r', 10, &[PROXY, "-b", ROUTER_C4, "-i", &iface]);
-    assert!(o.status.success(), "{}", out(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
         lab.tables().contains("table inet ftp-proxy-"),
         "no table while the daemon runs"
@@ -416,7 +399,7 @@ fn source_address_towards_server() {
     lab.start_server(Server::Vsftpd);
     let rs = format!("fp{}-rs", lab.name);
     let o = lab.exec('r', 10, &["ip", "addr", "add", "198.19.2.3/24", "dev", &rs]);
-    assert!(o.status.success(), "{}", out(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-a", "198.19.2.3"]);
     // vsftpd accepts passive data connections only from the control
@@ -452,7 +435,7 @@ fn unreachable_server_gets_the_client_a_421() {
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
     let o = lab.exec('c', 20, &["python3", "-c", GREETING, SERVER4]);
-    let t = out(&o);
+    let t = output_text(&o);
     assert!(t.contains("after 0s: 421 "), "{t}");
     assert!(
         lab.log_text()
@@ -470,11 +453,11 @@ fn silent_server_times_out_after_30s() {
     // The server drops the SYNs: the proxy gives up after 30 s.
     let mut lab = Lab::new(false);
     let o = lab.exec('s', 10, &["nft", "add table inet silent; add chain inet silent in { type filter hook input priority 0; tcp dport 21 drop; }"]);
-    assert!(o.status.success(), "{}", out(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface]);
     let o = lab.exec('c', 60, &["python3", "-c", GREETING, SERVER4]);
-    let t = out(&o);
+    let t = output_text(&o);
     let secs: u32 = t
         .split("after ")
         .nth(1)

@@ -10,14 +10,6 @@ use common::*;
 
 const RANGE: &str = "50000-50015";
 
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// vsftpd behind the router, the router behind the box.
 fn lab() -> Lab {
     let lab = Lab::new(false);
@@ -46,17 +38,7 @@ fn curl(lab: &Lab, flags: &[&str]) -> std::process::Output {
 fn assert_download(lab: &Lab, flags: &[&str]) {
     let _ = std::fs::remove_file(lab.dir.join("got.bin"));
     let o = curl(lab, flags);
-    assert!(
-        o.status.success(),
-        "{flags:?}: {}\n{}",
-        out(&o),
-        lab.log_text()
-    );
-    assert_eq!(
-        sha256(&lab.dir.join("got.bin")),
-        sha256(&lab.root().join("file.bin")),
-        "{flags:?}"
-    );
+    lab.assert_downloaded(&o, &lab.dir.join("got.bin"), &format!("{flags:?}"));
 }
 
 /// A client that trusts the address in 227 (curl does not by default).
@@ -75,7 +57,7 @@ fn passive_and_active_through_an_upstream_nat() {
     assert!(
         !o.status.success(),
         "a transfer to the private address should fail: {}",
-        out(&o)
+        output_text(&o)
     );
     lab.stop_proxy();
 

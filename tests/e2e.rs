@@ -74,14 +74,6 @@ fn url_host(host: &str) -> String {
     }
 }
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// One cell: download file.bin, upload a file as pub/NAME, list pub/.
 /// Returns what went wrong, if anything.
 fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<(), String> {
@@ -111,17 +103,17 @@ fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<
             };
             let o = curl(&["-o", &out_s, &format!("{base}/file.bin")]);
             if !o.status.success() {
-                return Err(format!("download: {}", text(&o)));
+                return Err(format!("download: {}", output_text(&o)));
             }
             let o = curl(&["-T", &src_s, &format!("{base}/pub/{up_name}")]);
             if !o.status.success() {
-                return Err(format!("upload: {}", text(&o)));
+                return Err(format!("upload: {}", output_text(&o)));
             }
             let o = curl(&[&format!("{base}/pub/")]);
             if !o.status.success() {
-                return Err(format!("listing: {}", text(&o)));
+                return Err(format!("listing: {}", output_text(&o)));
             }
-            text(&o)
+            output_text(&o)
         }
         Client::Lftp => {
             let (passive, epsv) = match mode {
@@ -136,9 +128,9 @@ fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<
             );
             let o = lab.exec('c', 60, &["lftp", "-c", &script]);
             if !o.status.success() {
-                return Err(format!("lftp: {}", text(&o)));
+                return Err(format!("lftp: {}", output_text(&o)));
             }
-            text(&o)
+            output_text(&o)
         }
         Client::Python => {
             let m = mode.name().to_lowercase();
@@ -154,9 +146,9 @@ fn cell(lab: &Lab, client: Client, mode: Mode, host: &str, port: u16) -> Result<
             ];
             let o = lab.exec('c', 60, &argv);
             if !o.status.success() {
-                return Err(format!("ftplib: {}", text(&o)));
+                return Err(format!("ftplib: {}", output_text(&o)));
             }
-            let t = text(&o);
+            let t = output_text(&o);
             if !t.contains(" yes") {
                 return Err(format!("ftplib listing lacks {up_name}: {t}"));
             }

@@ -18,14 +18,6 @@ fn lab() -> (Lab, usize) {
     (lab, fds)
 }
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// FEAT asked of `host` from namespace `ns`.
 fn feat(ns: &str, host: &'static str) -> String {
     in_ns(ns, move || {
@@ -67,8 +59,8 @@ fn clients_that_try_tls_fall_back_and_those_that_need_it_fail_clearly() {
     }
     let (mut lab, fds) = lab();
     let url = format!("ftp://lab:secret@{SERVER4}/file.bin");
-    let dst = lab.dir.join("got.bin").display().to_string();
-    let same = |lab: &Lab| sha256(&lab.dir.join("got.bin")) == sha256(&lab.root().join("file.bin"));
+    let got = lab.dir.join("got.bin");
+    let dst = got.display().to_string();
     // curl --ssl: TLS if it can be had.
     let o = lab.exec(
         'c',
@@ -84,21 +76,19 @@ fn clients_that_try_tls_fall_back_and_those_that_need_it_fail_clearly() {
             &url,
         ],
     );
-    let t = text(&o);
-    assert!(o.status.success(), "{t}\n{}", lab.log_text());
+    lab.assert_downloaded(&o, &got, "curl --ssl");
+    let t = output_text(&o);
     assert!(t.contains("> AUTH "), "curl tried TLS: {t}");
-    assert!(same(&lab));
     // lftp, ftp:ssl-allow being its default: the same.
     let _ = std::fs::remove_file(&dst);
     let script = format!(
         "set ftp:ssl-allow yes; set net:max-retries 1; set net:timeout 10; get file.bin -o {dst}; bye"
     );
     let o = lab.exec('c', 30, &["lftp", "-d", "-e", &script, &url]);
-    let t = text(&o);
-    assert!(o.status.success(), "{t}\n{}", lab.log_text());
+    lab.assert_downloaded(&o, &got, "lftp");
+    let t = output_text(&o);
     assert!(t.contains("---> AUTH TLS"), "lftp tried TLS: {t}");
     assert!(t.contains("<--- 534"), "{t}");
-    assert!(same(&lab));
     // curl --ssl-reqd: its own error for "no TLS" (64), not a timeout (28).
     let o = lab.exec(
         'c',
@@ -114,7 +104,7 @@ fn clients_that_try_tls_fall_back_and_those_that_need_it_fail_clearly() {
             &url,
         ],
     );
-    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(64), "{}", output_text(&o));
     // One line per session however many TLS commands it tried.
     let log = lab.log_text();
     let sessions = log.matches("FTP session started").count();
@@ -210,7 +200,7 @@ fn ftps_server(lab: &Lab, pasv_addr: Option<&str>) {
     cmd.args(["ftps", &lab.name]).arg(&lab.dir);
     cmd.args(pasv_addr);
     let o = cmd.output().expect("lab.sh ftps");
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
 }
 
 fn write(lab: &Lab, name: &str, body: &str) -> String {
@@ -228,11 +218,5 @@ fn assert_fetched(lab: &Lab, url: &str) {
         30,
         &["curl", "-sS", "-k", "--max-time", "20", "-o", &d, url],
     );
-    assert!(
-        o.status.success(),
-        "{url}: {}\n{}",
-        text(&o),
-        lab.log_text()
-    );
-    assert_eq!(sha256(&dst), sha256(&lab.root().join("file.bin")), "{url}");
+    lab.assert_downloaded(&o, &dst, url);
 }

@@ -14,14 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 const KEEPER: &str = "table inet ftp-proxy_hooks";
 
 /// A proxy besides the lab's own, logging to `log`.
@@ -78,7 +70,7 @@ fn assert_fetch(lab: &Lab, ns: char, url: &str, extra: &[&str]) {
     assert!(
         o.status.success(),
         "{url} {extra:?}: {}\n{}",
-        out(&o),
+        output_text(&o),
         lab.log_text()
     );
     assert_eq!(
@@ -174,7 +166,7 @@ fn download_across_restart(fw4_like: bool) {
     let mut tc = vec!["tc", "qdisc", "add", "dev", &s_if, "root", "tbf"];
     tc.extend(tbf);
     let o = lab.exec('s', 5, &tc);
-    assert!(o.status.success(), "tc: {}", out(&o));
+    assert!(o.status.success(), "tc: {}", output_text(&o));
     if fw4_like {
         for cmd in [
             "add table inet fw4",
@@ -252,7 +244,7 @@ fn download_across_restart(fw4_like: bool) {
             &format!("ftp://{SERVER4}/file.bin"),
         ],
     );
-    assert!(o.status.success(), "{}", out(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert_eq!(lab.stop_proxy(), Some(0));
 }
 

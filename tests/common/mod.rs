@@ -161,6 +161,15 @@ pub fn sha256(path: &PathBuf) -> String {
         .to_string()
 }
 
+/// What a command printed, stdout then stderr, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Waits (at most 10 s) until the proxy `child`, logging to `log`, says
 /// it listens; fails if it exits first.
 pub fn wait_listening(child: &mut Child, log: &std::path::Path) {
@@ -429,6 +438,18 @@ impl Lab {
             None => 0,
             Some(i) => out[i..].matches(" : ").count(),
         }
+    }
+
+    /// A download that must have worked: the client's run `o` succeeded
+    /// and `got` holds file.bin whole (`what` names the case).
+    pub fn assert_downloaded(&self, o: &Output, got: &PathBuf, what: &str) {
+        assert!(
+            o.status.success(),
+            "{what}: {}\n{}",
+            output_text(o),
+            self.log_text()
+        );
+        assert_eq!(sha256(got), sha256(&self.root().join("file.bin")), "{what}");
     }
 
     /// Fails unless the proxy's log holds each of `wanted`.
