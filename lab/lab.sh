@@ -23,7 +23,7 @@
 #
 # Usage (root): lab.sh up NAME | down NAME | lan NAME |
 #               upstream NAME LOW-HIGH | ftps NAME DIR [PASV_ADDR] |
-#               server NAME vsftpd|proftpd|pyftpd-old|pyftpd-tls DIR [6]
+#               server NAME vsftpd|proftpd|pyftpd|pyftpd-old|pyftpd-tls DIR [6]
 set -euo pipefail
 
 ns() { echo "fp-$1-$2"; }
@@ -174,10 +174,11 @@ SystemLog $dir/proftpd.log
 CONF
         ip netns exec "$s" proftpd -n -q -c "$dir/proftpd.conf" >"$dir/server.log" 2>&1 &
         ;;
-    pyftpd-old|pyftpd-tls)
-        # pyftpdlib (Debian's python3-pyftpdlib): EPSV/EPRT removed, or
-        # explicit FTPS offered with a self-signed certificate.
+    pyftpd|pyftpd-old|pyftpd-tls)
+        # pyftpdlib (Debian's python3-pyftpdlib): as it is, EPSV/EPRT
+        # removed, or explicit FTPS offered with a self-signed certificate.
         local flag=--old addr=198.19.2.2
+        [ "$kind" = pyftpd ] && flag=""
         [ -n "$v6" ] && addr=2001:db8:2::2
         if [ "$kind" = pyftpd-tls ]; then
             openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ftp.lab \

@@ -23,11 +23,17 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+mod handover;
+
 const LISTENER: Token = Token(0);
 /// Conntrack events (Linux), apart from sessions and the status tokens.
 #[cfg(target_os = "linux")]
 const CONNTRACK: Token = Token(usize::MAX - 16);
 const SIGNALS: Token = Token(1);
+/// The output of a handover's probe.
+#[cfg(target_os = "linux")]
+const PROBE: Token = Token(usize::MAX - 17);
 /// Sessions use tokens from here: client 2+2i, server 3+2i.
 const FIRST: usize = 2;
 /// How long a server may take to accept the control connection, and then
@@ -48,6 +54,23 @@ enum Listening {
     More,
     /// Out of descriptors: deregistered until the next tick.
     Paused,
+}
+
+/// How the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// A terminating signal: every session ended, the table removed.
+    Stopped,
+    /// A handover the new binary cannot take: every session ended as
+    /// for `Stopped`; the caller starts the new binary afresh.
+    Restart,
+}
+
+/// A live handover in progress (SIGUSR2).
+enum Upgrade {
+    Idle,
+    #[cfg(target_os = "linux")]
+    Probing(crate::handover::Probe),
 }
 
 pub struct Proxy {
@@ -77,6 +100,13 @@ pub struct Proxy {
     conntrack: Option<crate::conntrack::Conntrack>,
     /// Conntrack messages are waiting.
     conntrack_due: bool,
+    /// How to run the binary again, for a handover.
+    #[cfg(target_os = "linux")]
+    pub exec: Option<crate::handover::Exec>,
+    upgrade: Upgrade,
+    /// Privileges were dropped into a chroot: a fresh start in place
+    /// cannot work (a clean restart then exits for the service manager).
+    pub confined: bool,
 }
 
 /// What watches the daemon besides its peers: the status socket, and
@@ -158,12 +188,17 @@ impl Proxy {
             #[cfg(target_os = "linux")]
             conntrack: observers.conntrack,
             conntrack_due: false,
+            #[cfg(target_os = "linux")]
+            exec: None,
+            upgrade: Upgrade::Idle,
+            confined: false,
         })
     }
 
     /// Runs until a terminating signal, then ends every session and removes
-    /// every kernel object.
-    pub fn run(&mut self) -> io::Result<()> {
+    /// every kernel object. A live handover execs from inside and does
+    /// not return.
+    pub fn run(&mut self) -> io::Result<Ending> {
         let mut events = Events::with_capacity(256);
         let mut next_tick = Instant::now() + TICK;
         loop {
@@ -198,9 +233,16 @@ impl Proxy {
                         self.read_conntrack();
                     }
                     SIGNALS => {
-                        if self.signals() {
+                        if let Some(ending) = self.signals() {
                             self.shutdown();
-                            return Ok(());
+                            return Ok(ending);
+                        }
+                    }
+                    #[cfg(target_os = "linux")]
+                    PROBE => {
+                        if let Some(ending) = self.upgrade_progress(Instant::now()) {
+                            self.shutdown();
+                            return Ok(ending);
                         }
                     }
                     token => {
@@ -227,6 +269,14 @@ impl Proxy {
             if now >= next_tick {
                 self.tick(now);
                 next_tick = now + TICK;
+                // A probe that never ends its output runs out of time.
+                #[cfg(target_os = "linux")]
+                if matches!(self.upgrade, Upgrade::Probing(_)) {
+                    if let Some(ending) = self.upgrade_progress(now) {
+                        self.shutdown();
+                        return Ok(ending);
+                    }
+                }
             }
         }
     }
@@ -255,10 +305,10 @@ impl Proxy {
         self.ready.drain(..n);
     }
 
-    /// Handles pending signals; true when the daemon must stop.
-    fn signals(&mut self) -> bool {
+    /// Handles pending signals; how the loop ends, when it must.
+    fn signals(&mut self) -> Option<Ending> {
         let mut buf = [0u8; 32];
-        let mut stop = false;
+        let mut stop = None;
         loop {
             let n = signals::drain(self.signals.as_raw_fd(), &mut buf);
             if n == 0 {
@@ -268,9 +318,17 @@ impl Proxy {
                 let sig = libc::c_int::from(sig);
                 if signals::TERMINATE.contains(&sig) {
                     log::warn!(target: "notice", "signal {sig}: shutting down");
-                    stop = true;
+                    stop = Some(Ending::Stopped);
                 } else if sig == libc::SIGUSR1 {
                     self.report();
+                } else if sig == libc::SIGUSR2 {
+                    #[cfg(target_os = "linux")]
+                    self.upgrade_asked();
+                    #[cfg(not(target_os = "linux"))]
+                    {
+                        log::warn!(target: "notice", "SIGUSR2: live handover is not built for this system: clean restart instead");
+                        stop = stop.or(Some(Ending::Restart));
+                    }
                 }
             }
         }
@@ -487,6 +545,13 @@ impl Proxy {
             return;
         };
         log::debug!("#{id} client {peer} wants {orig}, connecting to {server}");
+        if let Err(e) = self.register(i) {
+            self.end(i, End::ClientIo(e));
+        }
+    }
+
+    /// Puts a session's two sockets in the poll set.
+    fn register(&mut self, i: usize) -> io::Result<()> {
         let registry = self.poll.registry();
         let both = Interest::READABLE | Interest::WRITABLE;
         // Urgent data (an ABOR's) is reported on Linux: reads ask for the
@@ -495,14 +560,11 @@ impl Proxy {
         let client_interest = both | Interest::PRIORITY;
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let client_interest = both;
-        let registered = match self.sessions.get_mut(i) {
+        match self.sessions.get_mut(i) {
             Some(s) => registry
                 .register(&mut s.client, client_token(i), client_interest)
                 .and_then(|()| registry.register(&mut s.server, server_token(i), both)),
-            None => return,
-        };
-        if let Err(e) = registered {
-            self.end(i, End::ClientIo(e));
+            None => Ok(()),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod event_loop;
 pub mod filter;
 pub mod ftp;
+pub mod handover;
 pub mod intercept;
 pub mod log;
 pub mod net;

@@ -97,6 +97,24 @@ pub fn open_syslog(path: &str, tag: &str) -> std::io::Result<bool> {
     Ok(connected)
 }
 
+/// The syslog socket lines go to now, if any: a handover passes it on.
+pub fn syslog_fd() -> Option<std::os::fd::RawFd> {
+    if !SYSLOG.load(Ordering::Relaxed) {
+        return None;
+    }
+    SINK.lock().ok()?.as_ref()?.fd()
+}
+
+/// A successor's syslog: the socket its previous image used.
+pub fn adopt_syslog(path: &str, tag: &str, sock: std::os::unix::net::UnixDatagram) {
+    if let Ok(w) = Writer::adopt(path, tag, sock) {
+        if let Ok(mut sink) = SINK.lock() {
+            *sink = Some(w);
+            SYSLOG.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Sends lines to the syslog socket opened before (after daemonizing:
 /// the lines carry the new pid).
 pub fn use_syslog() {
@@ -123,6 +141,20 @@ pub struct Budget {
 }
 
 impl Budget {
+    pub fn save(&self, w: &mut crate::handover::wire::Writer) {
+        w.u64(self.second);
+        w.u8(self.used);
+        w.u32(self.suppressed);
+    }
+
+    pub fn load(r: &mut crate::handover::wire::Reader) -> Option<Budget> {
+        Some(Budget {
+            second: r.u64()?,
+            used: r.u8()?.min(LINES_PER_SECOND),
+            suppressed: r.u32()?,
+        })
+    }
+
     /// Whether a line may be logged in second `now`; when it may, how
     /// many were suppressed before it (to say so in the line).
     pub fn take(&mut self, now: u64) -> Option<u32> {

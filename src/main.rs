@@ -2,7 +2,7 @@
 //! privilege drop → loop.
 
 use ftp_proxy::config::{Config, ConfigError, LogTo, DEV_LOG, USAGE};
-use ftp_proxy::event_loop::{Observers, Proxy};
+use ftp_proxy::event_loop::{Ending, Observers, Proxy};
 use ftp_proxy::filter::{Backend, DataPath, FilterError};
 use ftp_proxy::intercept::Destinations;
 use ftp_proxy::status::query;
@@ -88,6 +88,38 @@ fn open_log(cfg: &Config) -> bool {
     cfg.foreground
 }
 
+/// Serves until the end; after a clean restart (a handover the new
+/// binary cannot take), starts it afresh in place where that can work.
+fn serve(mut proxy: Proxy) -> ExitCode {
+    match proxy.run() {
+        Ok(Ending::Stopped) => ExitCode::SUCCESS,
+        Ok(Ending::Restart) => restart(&proxy),
+        Err(e) => fail(format_args!("poll: {e}")),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn restart(proxy: &Proxy) -> ExitCode {
+    match (&proxy.exec, proxy.confined) {
+        (Some(exec), false) => {
+            let e = exec.exec_keeping(std::iter::empty(), None);
+            fail(format_args!(
+                "clean restart: cannot start the new binary: {e}"
+            ))
+        }
+        _ => {
+            log::warn!(target: "notice", "clean restart: this process runs chrooted without root and cannot start the new binary itself: exiting for the service manager to start it (procd respawns it; rc.d's upgrade starts it)");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn restart(_proxy: &Proxy) -> ExitCode {
+    log::warn!(target: "notice", "clean restart: exiting for the service manager to start the new binary");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if query::wanted(&args) {
@@ -105,8 +137,31 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The probe of a live handover: the options are good, and this is
+    // the state format this binary reads.
+    if std::env::var_os(ftp_proxy::handover::PROBE_ENV).is_some() {
+        println!(
+            "{}{}",
+            ftp_proxy::handover::PROBE_ANSWER,
+            ftp_proxy::handover::FORMAT
+        );
+        return ExitCode::SUCCESS;
+    }
     // Errors before daemonizing go to stderr, where the admin sees them.
     ftp_proxy::log::init(cfg.debug_level);
+    // The new image of a live handover: everything is in the state.
+    #[cfg(target_os = "linux")]
+    if let Some(incoming) = ftp_proxy::handover::Incoming::take() {
+        return match incoming
+            .map_err(|e| e.to_string())
+            .and_then(|i| Proxy::resume(cfg, i))
+        {
+            Ok(proxy) => serve(proxy),
+            Err(e) => fail(format_args!(
+                "live handover: {e}: exiting (the service manager starts a fresh instance)"
+            )),
+        };
+    }
     if open_log(&cfg) {
         // -d -l syslog: under a service manager, lines go to syslog now.
         ftp_proxy::log::use_syslog();
@@ -118,6 +173,18 @@ fn main() -> ExitCode {
     if let Err(e) = privs::raise_nofile(privs::fds_needed(cfg.max_sessions)) {
         return fail(format_args!("{e}"));
     }
+
+    // The binary's directory, opened before any chroot: a handover runs
+    // the file of that name in it again.
+    #[cfg(target_os = "linux")]
+    let exec = match ftp_proxy::handover::Exec::at_start() {
+        Ok(e) => Some(e),
+        Err(e) => {
+            log::warn!("cannot find this binary again ({e}): SIGUSR2 will not hand over");
+            None
+        }
+    };
+    let confined = matches!(plan, privs::Plan::Root { .. });
 
     let addr = SocketAddr::new(cfg.listen_addr, cfg.listen_port);
     let listener = match net::listen(addr) {
@@ -175,12 +242,14 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(format_args!("start-up: {e}")),
     };
+    proxy.confined = confined;
+    #[cfg(target_os = "linux")]
+    {
+        proxy.exec = exec;
+    }
     if let Some(d) = detached {
         ftp_proxy::log::use_syslog();
         d.ready();
     }
-    match proxy.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(format_args!("poll: {e}")),
-    }
+    serve(proxy)
 }

@@ -77,6 +77,7 @@ pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStrea
     let stream = std::net::TcpStream::from(tcp_socket(&dst)?);
     let fd = stream.as_raw_fd();
     if let Some(src) = src {
+        free_bind(&stream);
         let (ss, len) = sockaddr(&SocketAddr::new(src, 0));
         // SAFETY: ss holds a valid sockaddr of len bytes.
         if unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
@@ -94,6 +95,17 @@ pub fn connect_from(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStrea
     Ok(TcpStream::from_std(stream))
 }
 
+/// IP_FREEBIND (Linux): a bind to an address the host does not hold
+/// (yet) works, without the system-wide ip_nonlocal_bind: the backup of
+/// an HA pair listens on, and connects from, the VIPs it takes over. It
+/// covers IPv6 sockets too.
+fn free_bind<S: AsRawFd>(sock: &S) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = set_int_opt(sock, libc::SOL_IP, libc::IP_FREEBIND, 1);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = sock;
+}
+
 /// A non-blocking listener on `addr`; an IPv6 one takes IPv6 only, so
 /// `-6 -b ::` does not also take IPv4 connections (as a dual-stack
 /// socket would, with v4-mapped addresses the proxy cannot map).
@@ -107,6 +119,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     if ACCEPTED_INHERIT {
         client_options(&l)?;
     }
+    free_bind(&l);
     let (ss, len) = sockaddr(&addr);
     // SAFETY: ss holds a valid sockaddr of len bytes.
     if unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {

@@ -354,13 +354,15 @@ mod caps {
         std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
     }
 
-    /// Effective and permitted: CAP_NET_ADMIN alone; nothing inheritable
-    /// or ambient.
+    /// CAP_NET_ADMIN alone, in every set, ambient too: a live handover
+    /// execs the binary again as the unprivileged user, and the new
+    /// image needs it (netlink checks the sender of every message). The
+    /// proxy execs nothing else.
     pub fn only_net_admin() -> Result<(), PrivError> {
         let only = Data {
             effective: NET_ADMIN,
             permitted: NET_ADMIN,
-            inheritable: 0,
+            inheritable: NET_ADMIN,
         };
         set([only, Data::default()])?;
         // SAFETY: prctl with integer arguments.
@@ -376,6 +378,15 @@ mod caps {
             {
                 return Err(os("PR_CAP_AMBIENT_CLEAR_ALL"));
             }
+            // Kernels before 4.3 have no ambient set: the handover then
+            // finds the new image without the capability and says so.
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                CAP_NET_ADMIN as libc::c_ulong,
+                0,
+                0,
+            );
         }
         let d = get()?;
         if d[0].effective != NET_ADMIN || d[1].effective != 0 || d[0].permitted != NET_ADMIN {

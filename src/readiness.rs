@@ -58,6 +58,18 @@ impl Readable {
         }
     }
 
+    pub fn from_u8(v: u8) -> Option<Readable> {
+        [
+            Readable::Drained,
+            Readable::Data,
+            Readable::ToEnd,
+            Readable::Urgent,
+            Readable::Broken,
+        ]
+        .get(usize::from(v))
+        .copied()
+    }
+
     /// Whether a read may find anything.
     pub fn may_read(self) -> bool {
         self != Readable::Drained

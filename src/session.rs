@@ -25,6 +25,8 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::Instant;
 
+mod saved;
+
 /// Output buffers hold two full lines: one being written, one queued.
 const OUT: usize = 2 * MAX_LINE;
 /// Room a line needs in an output buffer before it is taken from input.

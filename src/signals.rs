@@ -48,7 +48,7 @@ pub fn install() -> io::Result<OwnedFd> {
         // SAFETY: a previous install's write end, no longer used.
         unsafe { libc::close(old) };
     }
-    for sig in TERMINATE.into_iter().chain([libc::SIGUSR1]) {
+    for sig in TERMINATE.into_iter().chain([libc::SIGUSR1, libc::SIGUSR2]) {
         // SAFETY: a zeroed sigaction with a valid handler and empty mask.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -63,6 +63,14 @@ pub fn install() -> io::Result<OwnedFd> {
     // A peer that vanishes must give EPIPE, not kill the daemon.
     // SAFETY: setting a standard disposition.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // A handover execs with every signal blocked (so none is lost or
+    // kills the process in between): the handlers take them from here.
+    // SAFETY: an empty set, filled by sigemptyset.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
     Ok(r)
 }
 

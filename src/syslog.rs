@@ -58,6 +58,12 @@ impl Writer {
     /// chroot) if syslogd answers; else on a later line. Fails only for
     /// a path too long for a socket address.
     pub fn open(path: &str, tag: &str) -> io::Result<Writer> {
+        let mut w = Writer::open_unconnected(path, tag)?;
+        w.sock = connect(path).ok();
+        Ok(w)
+    }
+
+    fn open_unconnected(path: &str, tag: &str) -> io::Result<Writer> {
         let mut w = Writer {
             path: Path::try_from(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
             tag: Tag::new(),
@@ -71,7 +77,20 @@ impl Writer {
                 break;
             }
         }
-        w.sock = connect(path).ok();
+        Ok(w)
+    }
+
+    /// The connected socket, for a handover.
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.sock.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// A writer on the socket a previous image connected (the successor
+    /// may sit in a chroot where the path is not).
+    pub fn adopt(path: &str, tag: &str, sock: UnixDatagram) -> io::Result<Writer> {
+        let mut w = Writer::open_unconnected(path, tag)?;
+        w.sock = Some(sock);
         Ok(w)
     }
 

@@ -785,3 +785,25 @@ fn good_uci_values_pass_the_checks() {
     assert_eq!(cmds[0].1.ports.ports(), 8);
     assert!(cmds[1].1.advertised.is_some());
 }
+
+/// reload: an instance whose options did not change (and that runs) is
+/// handed over (SIGUSR2), not restarted; one whose options changed is
+/// left to procd, which restarts it; `upgrade` signals every instance.
+#[test]
+fn reload_hands_unchanged_instances_over_and_upgrade_signals_all() {
+    let r = Router::new("reload", &shipped(), true);
+    r.run("start_service");
+    let calls = r.run_with("reload_service", &[("RUNNING", "main")]);
+    assert!(has(&calls, "signal ftp-proxy main USR2"), "{calls:?}");
+    // Not running (procd starts it now): no signal to a process that may
+    // not have its handlers yet.
+    let calls = r.run_with("reload_service", &[("RUNNING", "")]);
+    assert!(!calls.iter().any(|c| c.starts_with("signal")), "{calls:?}");
+    // Changed options: procd's restart, no signal.
+    let changed = shipped().replace("option max_sessions '100'", "option max_sessions '50'");
+    assert_ne!(changed, shipped());
+    fs::write(r.dir.join("ftp-proxy"), changed).expect("uci");
+    let calls = r.run_with("reload_service", &[("RUNNING", "main")]);
+    assert!(!calls.iter().any(|c| c.starts_with("signal")), "{calls:?}");
+    assert!(has(&r.run("upgrade"), "signal ftp-proxy * USR2"));
+}

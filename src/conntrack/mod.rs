@@ -137,8 +137,18 @@ impl Conntrack {
             Some(1) => Records::Bytes,
             _ => Records::NoBytes,
         };
+        Ok(Conntrack::with(fd, records, max_sessions))
+    }
+
+    /// The subscription a previous image made (its filter stays on the
+    /// socket); transfers under way are not known to this one.
+    pub fn adopt(fd: OwnedFd, records: Records, max_sessions: u32) -> Conntrack {
+        Conntrack::with(fd, records, max_sessions)
+    }
+
+    fn with(fd: OwnedFd, records: Records, max_sessions: u32) -> Conntrack {
         let n = 2 * max_sessions as usize;
-        Ok(Conntrack {
+        Conntrack {
             fd,
             // Events and answers are a few hundred bytes each.
             rx: vec![0u8; 8192].into_boxed_slice(),
@@ -149,7 +159,7 @@ impl Conntrack {
             untracked: 0,
             lost: 0,
             done: Box::default(),
-        })
+        }
     }
 
     pub fn raw_fd(&self) -> RawFd {

@@ -113,6 +113,11 @@ impl<B: DataPath> Mappings<B> {
         self.count(r)
     }
 
+    /// A session handed over holds `d` (its mapping is in the kernel).
+    pub fn hold(&mut self, d: &DataMap) {
+        let _ = self.held.insert(Key::of(d));
+    }
+
     /// Mappings sessions hold now.
     pub fn held(&self) -> usize {
         self.held.len()

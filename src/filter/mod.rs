@@ -86,6 +86,35 @@ impl DataMap {
     }
 }
 
+impl DataMap {
+    pub fn save(&self, w: &mut crate::handover::wire::Writer) {
+        w.ip(self.src);
+        w.ip(self.dst);
+        w.u16(self.dport);
+        w.ip(self.to);
+        w.u16(self.to_port);
+        w.ip(self.nat_src);
+        w.u32(self.nat_sport.map_or(u32::MAX, u32::from));
+        w.u64(self.session);
+    }
+
+    pub fn load(r: &mut crate::handover::wire::Reader) -> Option<DataMap> {
+        Some(DataMap {
+            src: r.ip()?,
+            dst: r.ip()?,
+            dport: r.u16()?,
+            to: r.ip()?,
+            to_port: r.u16()?,
+            nat_src: r.ip()?,
+            nat_sport: match r.u32()? {
+                u32::MAX => None,
+                p => Some(u16::try_from(p).ok()?),
+            },
+            session: r.u64()?,
+        })
+    }
+}
+
 /// How a kernel keeps a mapping to one connection (invariant 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OneShot {

@@ -9,6 +9,8 @@
 //! the proxy answers by trying the older command, and which reply lists
 //! features.
 
+use crate::handover::wire::{Reader, Writer};
+
 /// Most commands the proxy lets a client have in flight to the server:
 /// a client that pipelines more waits (its bytes stay in the kernel).
 pub const MAX_IN_FLIGHT: u8 = 64;
@@ -65,6 +67,26 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    pub fn save(&self, w: &mut Writer) {
+        w.u8(self.len);
+        for p in self.planes {
+            w.u64(p);
+        }
+    }
+
+    pub fn load(r: &mut Reader) -> Option<InFlight> {
+        let len = r.u8()?;
+        let mut planes = [0; PLANES];
+        for p in &mut planes {
+            *p = r.u64()?;
+        }
+        let f = InFlight { len, planes };
+        // Every slot's kind one of `Sent::ALL`, and no bit past the last.
+        let used = |p: &u64| len >= 64 || p >> len == 0;
+        let known = (0..len).all(|i| (f.code(i) as usize) < Sent::ALL.len());
+        (len <= MAX_IN_FLIGHT && planes.iter().all(used) && known).then_some(f)
+    }
+
     /// A new connection: the server's greeting is awaited like a reply.
     pub fn greeting() -> InFlight {
         InFlight {
@@ -87,8 +109,12 @@ impl InFlight {
         self.len
     }
 
+    fn code(&self, i: u8) -> u64 {
+        (0..PLANES).fold(0, |c, b| c | (((self.planes[b] >> i) & 1) << b))
+    }
+
     fn at(&self, i: u8) -> Sent {
-        let code = (0..PLANES).fold(0, |c, b| c | (((self.planes[b] >> i) & 1) << b));
+        let code = self.code(i);
         Sent::ALL.get(code as usize).copied().unwrap_or(Sent::Other)
     }
 

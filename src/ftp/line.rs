@@ -1,6 +1,7 @@
 //! Fixed-size buffers: an input buffer framed into lines, an output buffer
 //! drained to a socket.
 
+use crate::handover::wire::{Reader, Writer};
 use std::io::{self, Read, Write};
 
 /// Bytes read from a peer, handed out one complete line at a time. A line
@@ -68,6 +69,25 @@ impl<const N: usize> LineBuf<N> {
     /// Reads once from `r` into the free tail. `Ok(0)` means end of stream.
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
         r.read(&mut self.buf[self.len..])
+    }
+
+    /// What is buffered, for a handover.
+    pub fn save(&self, w: &mut Writer) {
+        w.blob(&self.buf[..self.len]);
+        w.bool(self.long);
+        w.opt_u32(self.urgent);
+    }
+
+    pub fn load(r: &mut Reader) -> Option<Self> {
+        let mut b = LineBuf::default();
+        let data = r.blob()?;
+        if data.len() > N {
+            return None;
+        }
+        b.extend(data);
+        b.long = r.bool()?;
+        b.urgent = r.opt_u32(N)?;
+        Some(b)
     }
 
     /// Appends bytes (for tests and fuzzing); returns how many fitted.
@@ -173,6 +193,23 @@ impl<const N: usize> OutBuf<N> {
 
     pub fn free(&self) -> usize {
         N - (self.end - self.start)
+    }
+
+    /// What waits to be written, for a handover.
+    pub fn save(&self, w: &mut Writer) {
+        w.blob(self.as_slice());
+        w.opt_u32(self.urgent_at.map(|u| u.saturating_sub(self.start)));
+    }
+
+    pub fn load(r: &mut Reader) -> Option<Self> {
+        let mut b = OutBuf::default();
+        let data = r.blob()?;
+        let urgent = r.opt_u32(data.len())?;
+        if !b.push(data) {
+            return None;
+        }
+        b.urgent_at = urgent;
+        Some(b)
     }
 
     /// Free space at the tail to format a line into; call `commit` after.

@@ -6,6 +6,7 @@ use super::command::{is_anonymous, Af, Command};
 use super::line::strip_crlf;
 use super::telnet;
 use super::{reply, MAX_LINE, MIN_DATA_PORT};
+use crate::handover::wire::{Reader, Writer};
 
 /// How loudly a refusal is logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,13 +118,44 @@ pub const NAT_FAILED: Refusal = protocol(
     "Can't open data connection: proxy could not set up NAT",
 );
 
+const BAD_PORT: Refusal = protocol("syntax", 501, "Syntax error in PORT parameters");
+const BAD_EPRT: Refusal = protocol("syntax", 501, "Syntax error in EPRT parameters");
+const BAD_EPSV: Refusal = protocol("syntax", 501, "Syntax error in EPSV parameters");
+
 fn malformed(verb: &str) -> Refusal {
     match verb {
-        "PORT" => protocol("syntax", 501, "Syntax error in PORT parameters"),
-        "EPRT" => protocol("syntax", 501, "Syntax error in EPRT parameters"),
-        _ => protocol("syntax", 501, "Syntax error in EPSV parameters"),
+        "PORT" => BAD_PORT,
+        "EPRT" => BAD_EPRT,
+        _ => BAD_EPSV,
     }
 }
+
+/// Every refusal, in a fixed order: a held one crosses a handover as its
+/// index here. New ones go at the end (the format version says which
+/// list a saved index refers to).
+pub const ALL: [Refusal; 21] = [
+    CONTROL_CHARS,
+    BAD_TELNET,
+    EMPTY,
+    LINE_TOO_LONG,
+    LOW_PORT,
+    NOT_ANONYMOUS,
+    TLS,
+    LONG_FORMS,
+    EPSV_ALL,
+    PASV_IN_V6,
+    PORT_IN_V6,
+    USE_INET,
+    USE_INET6,
+    BAD_PASSIVE,
+    LOW_SERVER_PORT,
+    UNSOLICITED_PASSIVE,
+    NO_PROXY_PORT,
+    NAT_FAILED,
+    BAD_PORT,
+    BAD_EPRT,
+    BAD_EPSV,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -159,6 +191,22 @@ pub struct Policy {
 }
 
 impl Policy {
+    pub fn save(&self, w: &mut Writer) {
+        w.bool(self.ipv6_mode);
+        w.bool(self.anonymous_only);
+        w.bool(self.family == Af::Inet6);
+        w.bool(self.epsv_all);
+    }
+
+    pub fn load(r: &mut Reader) -> Option<Policy> {
+        Some(Policy {
+            ipv6_mode: r.bool()?,
+            anonymous_only: r.bool()?,
+            family: if r.bool()? { Af::Inet6 } else { Af::Inet },
+            epsv_all: r.bool()?,
+        })
+    }
+
     pub fn new(ipv6_mode: bool, anonymous_only: bool, family: Af) -> Policy {
         Policy {
             ipv6_mode,

@@ -23,6 +23,7 @@ pub use super::inflight::Sent;
 use super::line::Frame;
 use super::policy::{self, Refusal};
 use super::reply::{Kind, ReplyFramer};
+use crate::handover::wire::{Reader, Writer};
 
 /// What to do with one frame of the server's stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +110,34 @@ impl Default for ReplyRelay {
             held: None,
             greeted: false,
         }
+    }
+}
+
+impl ReplyRelay {
+    pub fn save(&self, w: &mut Writer) {
+        self.framer.save(w);
+        w.u8(self.long as u8);
+        self.in_flight.save(w);
+        let held = self
+            .held
+            .and_then(|h| policy::ALL.iter().position(|r| *r == h));
+        w.opt_u32(held);
+        w.bool(self.greeted);
+    }
+
+    pub fn load(r: &mut Reader) -> Option<ReplyRelay> {
+        Some(ReplyRelay {
+            framer: ReplyFramer::load(r)?,
+            long: match r.u8()? {
+                0 => Long::None,
+                1 => Long::Relaying,
+                2 => Long::Dropping,
+                _ => return None,
+            },
+            in_flight: InFlight::load(r)?,
+            held: r.opt_u32(policy::ALL.len())?.map(|i| policy::ALL[i]),
+            greeted: r.bool()?,
+        })
     }
 }
 

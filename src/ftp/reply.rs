@@ -2,6 +2,7 @@
 
 use super::command::{parse_hostport, parse_u32};
 use super::line::trim_eol;
+use crate::handover::wire::{Reader, Writer};
 
 /// Where a reply line stands in a (possibly multi-line) reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,19 @@ impl ReplyFramer {
             (None, Some((c, _))) => Some(Kind::Final(c)),
             (None, None) => None,
         }
+    }
+
+    pub fn save(&self, w: &mut Writer) {
+        w.u16(self.open.unwrap_or(0));
+    }
+
+    pub fn load(r: &mut Reader) -> Option<ReplyFramer> {
+        let open = match r.u16()? {
+            0 => None,
+            c @ 100..=599 => Some(c),
+            _ => return None,
+        };
+        Some(ReplyFramer { open })
     }
 
     pub fn in_multiline(&self) -> bool {

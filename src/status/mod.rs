@@ -87,6 +87,13 @@ pub struct Status {
 }
 
 impl Status {
+    /// The listening socket, for a handover (queries under way are not
+    /// handed over: their clients see the connection close).
+    pub fn listener_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.listener.as_raw_fd()
+    }
+
     pub fn new(mut listener: UnixListener, registry: &Registry) -> io::Result<Status> {
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Status {

@@ -1,6 +1,8 @@
 //! Counters since start: what the status shows under "totals". Fixed
 //! size: counting never allocates.
 
+use crate::handover::wire::{Reader, Writer};
+
 /// Why a client's connection was refused before a session began.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
@@ -90,6 +92,55 @@ impl Totals {
     pub fn commands_refused(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.commands.iter().copied()
     }
+
+    pub fn save(&self, w: &mut Writer) {
+        w.u64(self.sessions);
+        w.u8(self.refused.len() as u8);
+        for n in self.refused {
+            w.u64(n);
+        }
+        w.u8(self.commands.len() as u8);
+        for (key, n) in &self.commands {
+            w.blob(key.as_bytes());
+            w.u64(*n);
+        }
+        w.u64(self.negotiated);
+        w.u64(self.moved.connections);
+        w.u64(self.moved.to_client);
+        w.u64(self.moved.to_server);
+    }
+
+    /// Counts saved by `save`; a refusal key this binary does not know
+    /// is left out.
+    pub fn load(r: &mut Reader) -> Option<Totals> {
+        let mut t = Totals {
+            sessions: r.u64()?,
+            ..Totals::default()
+        };
+        if usize::from(r.u8()?) != t.refused.len() {
+            return None;
+        }
+        for n in &mut t.refused {
+            *n = r.u64()?;
+        }
+        for _ in 0..r.u8()? {
+            let key = r.blob()?;
+            let n = r.u64()?;
+            let known = crate::ftp::policy::ALL
+                .iter()
+                .find(|p| p.key.as_bytes() == key);
+            if let Some(p) = known {
+                let _ = t.commands.push((p.key, n));
+            }
+        }
+        t.negotiated = r.u64()?;
+        t.moved = Moved {
+            connections: r.u64()?,
+            to_client: r.u64()?,
+            to_server: r.u64()?,
+        };
+        Some(t)
+    }
 }
 
 #[cfg(test)]
@@ -114,27 +165,7 @@ mod tests {
     #[test]
     fn every_policy_key_fits() {
         use crate::ftp::policy::*;
-        let keys = [
-            CONTROL_CHARS,
-            BAD_TELNET,
-            EMPTY,
-            LINE_TOO_LONG,
-            LOW_PORT,
-            NOT_ANONYMOUS,
-            TLS,
-            LONG_FORMS,
-            EPSV_ALL,
-            PASV_IN_V6,
-            PORT_IN_V6,
-            USE_INET,
-            USE_INET6,
-            BAD_PASSIVE,
-            LOW_SERVER_PORT,
-            UNSOLICITED_PASSIVE,
-            NAT_FAILED,
-        ];
-        let mut distinct: Vec<_> = keys.iter().map(|r| r.key).collect();
-        distinct.push("syntax");
+        let mut distinct: Vec<_> = ALL.iter().map(|r| r.key).collect();
         distinct.sort();
         distinct.dedup();
         assert!(distinct.len() <= COMMAND_KEYS);

@@ -108,9 +108,12 @@ pub fn run<T: Send + 'static>(
         let (port_tx, port_rx) = mpsc::channel();
         let c = std::thread::spawn(move || client(port_rx.recv().expect("port")));
         port_tx.send(port).expect("send port");
-        let mut result = Ok(());
+        let mut result = Ok(ftp_proxy::event_loop::Ending::Stopped);
         around_run(&mut || result = proxy.run());
-        result.expect("proxy run");
+        assert_eq!(
+            result.expect("proxy run"),
+            ftp_proxy::event_loop::Ending::Stopped
+        );
         let tables = std::process::Command::new("nft")
             .args(["list", "tables"])
             .output()

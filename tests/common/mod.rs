@@ -33,6 +33,8 @@ pub const FILE_SIZE: usize = 1_500_000;
 pub enum Server {
     Vsftpd,
     Proftpd,
+    /// pyftpdlib as it is.
+    Pyftpd,
     /// pyftpdlib without EPSV and EPRT (`500` to both), as old servers.
     PyftpdOld,
     /// pyftpdlib offering explicit FTPS (AUTH TLS in FEAT), not requiring it.
@@ -44,6 +46,7 @@ impl Server {
         match self {
             Server::Vsftpd => "vsftpd",
             Server::Proftpd => "proftpd",
+            Server::Pyftpd => "pyftpd",
             Server::PyftpdOld => "pyftpd-old",
             Server::PyftpdTls => "pyftpd-tls",
         }
@@ -223,6 +226,8 @@ pub struct Lab {
     pub log: PathBuf,
     /// The nftables table of the proxy started last.
     pub table: String,
+    /// The binary `start_proxy` runs (a copy, for tests that replace it).
+    pub binary: String,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -243,6 +248,7 @@ impl Lab {
             v6,
             proxy: None,
             table: String::new(),
+            binary: PROXY.to_string(),
         };
         check(Command::new(LAB_SH).args(["up", &lab.name]));
         lab
@@ -327,7 +333,7 @@ impl Lab {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns('r')])
             .args(wrap)
-            .args([PROXY, "-d"])
+            .args([self.binary.as_str(), "-d"])
             .args(if args.contains(&"-D") {
                 &[][..]
             } else {

@@ -389,3 +389,33 @@ pub fn greeted(lab: &Lab) -> Peer {
     assert_eq!(c.reply(), "220 fake ready");
     c
 }
+
+/// Logs in anonymously at `SERVER4`, RETRs `file` over EPSV and reads
+/// the data connection to its end, storing the count so far in
+/// `counter`: a download another thread can watch (and cut the proxy
+/// under). Returns every byte.
+pub fn retr_counting(
+    file: &str,
+    size: usize,
+    counter: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<u8> {
+    let mut c = greeted_at(SERVER4, 21);
+    assert!(c.cmd("USER anonymous").starts_with("230"));
+    assert!(c.cmd("TYPE I").starts_with("200"));
+    let mut d = connect(SERVER4, port_229(&c.cmd("EPSV")));
+    c.send(format!("RETR {file}\r\n").as_bytes());
+    let mut all = Vec::with_capacity(size);
+    let mut buf = [0u8; 65536];
+    d.s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    loop {
+        match d.s.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => {
+                all.extend_from_slice(&buf[..n]);
+                counter.store(all.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => panic!("data connection: {e} after {} bytes", all.len()),
+        }
+    }
+}

@@ -88,3 +88,9 @@ procd_add_reload_interface_trigger() { echo "interface_trigger $*"; }
 
 # syslog: what the script logs, on stdout beside procd's calls.
 logger() { echo "logger $*"; }
+
+# procd's running instances: RUNNING lists their names.
+procd_running() { case " ${RUNNING:-} " in *" $2 "*) return 0 ;; esac; return 1; }
+procd_send_signal() { echo "signal $*"; }
+# rc.common's start, as reload_service calls it.
+start() { start_service; }

@@ -15,10 +15,10 @@ pub const TABLE_PREFIX: &str = "ftp-proxy-";
 /// nat chain of their family is registered *and* some rule uses conntrack
 /// (the kernel registers its conntrack hooks only for such users); on a
 /// router where the proxy's table was the only one, a transfer in flight
-/// would lose its NAT (and be reset) the moment that table goes. It is created in
-/// the batch that removes a table at a clean exit and removed once the next
-/// instance's table (its own nat chains) is in place: through a restart
-/// the hooks never drop, as pf's states outlive OpenBSD's proxy.
+/// would lose its NAT (and be reset) the moment that table goes. Every start
+/// makes it (again) and no exit removes it: through a restart, an upgrade
+/// and a crash (`kill -9`) the hooks never drop, as pf's states outlive
+/// OpenBSD's proxy. It decides nothing; the package's removal deletes it.
 pub const KEEPER: &str = "ftp-proxy_hooks";
 /// The keeper's one chain.
 pub const KEEPER_CHAIN: &str = "hold";
@@ -154,6 +154,15 @@ fn holder(table: &str) -> io::Result<Taken> {
 }
 
 impl Claim {
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self._fd.as_raw_fd()
+    }
+
+    /// The claim a previous image of this process held (a handover).
+    pub fn adopt(fd: OwnedFd) -> Claim {
+        Claim { _fd: fd }
+    }
+
     /// The claim on `table`, or who holds it.
     pub fn take(table: &str) -> io::Result<Taken> {
         let fd = unix_socket()?;

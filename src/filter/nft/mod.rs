@@ -96,6 +96,17 @@ pub struct Nft {
     cfg: Config,
 }
 
+/// The keeper's table, chain and rule (see `instance::KEEPER`), made or
+/// made again: its rule is flushed first, so one stays.
+fn keeper(m: &mut MsgBuf, seq: &mut dyn FnMut() -> u32) {
+    let (hook, prio) = (objects::HOOK_POSTROUTING, objects::PRIO_SRCNAT);
+    let (table, chain) = (instance::KEEPER, instance::KEEPER_CHAIN);
+    objects::table(m, seq(), table, 0);
+    objects::base_chain(m, seq(), table, chain, "nat", hook, prio);
+    objects::flush_chain(m, seq(), table, chain);
+    objects::keeper_rule(m, seq(), table, chain);
+}
+
 /// Set (to anything) to create the table without the owner flag, as on
 /// kernels before 5.12: for tests of what an admin's `nft flush ruleset`
 /// does there.
@@ -176,17 +187,62 @@ impl Nft {
             }
         }
         r?;
-        // This table's nat chains hold the hooks now.
-        match n.batch("delete keeper", |m, seq, _| {
-            objects::del_table(m, seq(), instance::KEEPER)
-        }) {
-            Ok(()) => log::debug!("removed table inet {}", instance::KEEPER),
-            Err(FilterError::Kernel(_, libc::ENOENT)) => {}
-            Err(e) => log::warn!("removing table inet {}: {e}", instance::KEEPER),
+        // The keeper stays for as long as an instance is configured: a
+        // crash (the owned table gone with the process) leaves the nat
+        // hooks registered, so data connections under way keep their NAT
+        // while no mapping of the dead process remains.
+        match n.batch("keeper", |m, seq, _| keeper(m, seq)) {
+            Ok(()) => log::debug!("table inet {} holds the nat hooks", instance::KEEPER),
+            Err(e) => log::warn!(
+                "keeping the nat hooks in table inet {}: {e}",
+                instance::KEEPER
+            ),
         }
         n.can.destroy = n.probe_destroy();
         log::debug!("nftables abilities: {:?}", n.can);
         Ok(n)
+    }
+
+    /// What a live handover passes on: the socket that owns the table
+    /// and the claim on its name (-1: none).
+    pub fn handover_fds(&self) -> [std::os::fd::RawFd; 2] {
+        [
+            self.sock.raw_fd(),
+            self._claim.as_ref().map_or(-1, Claim::fd),
+        ]
+    }
+
+    pub fn save(&self, w: &mut crate::handover::wire::Writer) {
+        w.u32(self.seq);
+        w.bool(self.can.owner);
+        w.bool(self.can.one_shot);
+        w.bool(self.can.destroy);
+    }
+
+    /// The table a previous image of this process made, as it was: no
+    /// probe, no rebuild (its elements are the sessions' mappings).
+    pub fn adopt(
+        cfg: &Config,
+        sock: std::os::fd::OwnedFd,
+        claim: Option<std::os::fd::OwnedFd>,
+        r: &mut crate::handover::wire::Reader,
+    ) -> Option<Nft> {
+        let seq = r.u32()?;
+        let can = Abilities {
+            owner: r.bool()?,
+            one_shot: r.bool()?,
+            destroy: r.bool()?,
+        };
+        Some(Nft {
+            sock: NlSocket::adopt(sock).ok()?,
+            msg: Box::default(),
+            seq,
+            table: instance::table_name(&cfg.instance),
+            _claim: claim.map(Claim::adopt),
+            fam: if cfg.ipv6 { Family::V6 } else { Family::V4 },
+            can,
+            cfg: cfg.clone(),
+        })
     }
 
     /// Whether the kernel deletes a missing element without ENOENT.
@@ -503,14 +559,8 @@ impl DataPath for Nft {
     /// Deletes the table and everything in it, leaving the keeper's
     /// nat chain registered in the same batch (see `instance::KEEPER`).
     fn close(&mut self) -> Result<(), FilterError> {
-        let (hook, prio) = (objects::HOOK_POSTROUTING, objects::PRIO_SRCNAT);
         let with_keeper = self.batch("delete table", |m, seq, t| {
-            objects::table(m, seq(), instance::KEEPER, 0);
-            let (keeper, chain) = (instance::KEEPER, instance::KEEPER_CHAIN);
-            objects::base_chain(m, seq(), keeper, chain, "nat", hook, prio);
-            // Flushed first: a keeper left by an earlier exit has its rule.
-            objects::flush_chain(m, seq(), keeper, chain);
-            objects::keeper_rule(m, seq(), keeper, chain);
+            keeper(m, seq);
             objects::del_table(m, seq(), t);
         });
         match with_keeper {

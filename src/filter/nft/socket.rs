@@ -50,7 +50,15 @@ pub fn bound(protocol: libc::c_int) -> io::Result<(OwnedFd, u32)> {
             salen,
         )
     })?;
-    let mut len = salen;
+    let portid = portid_of(&fd)?;
+    Ok((fd, portid))
+}
+
+/// The port id a bound netlink socket has.
+fn portid_of(fd: &OwnedFd) -> io::Result<u32> {
+    // SAFETY: zeroed sockaddr_nl is valid.
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_nl>() as u32;
     // SAFETY: sa and len describe a writable sockaddr_nl.
     cvt(unsafe {
         libc::getsockname(
@@ -59,7 +67,7 @@ pub fn bound(protocol: libc::c_int) -> io::Result<(OwnedFd, u32)> {
             &mut len,
         )
     })?;
-    Ok((fd, sa.nl_pid))
+    Ok(sa.nl_pid)
 }
 
 impl NlSocket {
@@ -69,6 +77,17 @@ impl NlSocket {
         // Errors come back without the whole request echoed: small ACKs.
         // Old kernels lack the option; ACKs are then just larger.
         let _ = crate::net::set_int_opt(&fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+        Ok(NlSocket {
+            fd,
+            portid,
+            rx: [0; 4096],
+        })
+    }
+
+    /// The socket a previous image of this process bound (a handover):
+    /// the kernel still knows the tables it owns by its port id.
+    pub fn adopt(fd: OwnedFd) -> io::Result<NlSocket> {
+        let portid = portid_of(&fd)?;
         Ok(NlSocket {
             fd,
             portid,
