@@ -67,9 +67,9 @@ pub enum Ending {
 }
 
 /// A live handover in progress (SIGUSR2).
+#[cfg(target_os = "linux")]
 enum Upgrade {
     Idle,
-    #[cfg(target_os = "linux")]
     Probing(crate::handover::Probe),
 }
 
@@ -103,6 +103,7 @@ pub struct Proxy {
     /// How to run the binary again, for a handover.
     #[cfg(target_os = "linux")]
     pub exec: Option<crate::handover::Exec>,
+    #[cfg(target_os = "linux")]
     upgrade: Upgrade,
     /// Privileges were dropped into a chroot: a fresh start in place
     /// cannot work (a clean restart then exits for the service manager).
@@ -190,6 +191,7 @@ impl Proxy {
             conntrack_due: false,
             #[cfg(target_os = "linux")]
             exec: None,
+            #[cfg(target_os = "linux")]
             upgrade: Upgrade::Idle,
             confined: false,
         })
