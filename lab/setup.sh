@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 # nodejs: the OpenWrt tests check the LuCI view with `node --check`.
 # php-cli, libxml2-utils, python3-jinja2, shellcheck: the pfSense and
 # OPNsense package tests (php -l, xmllint, the GUI templates).
-pkgs=(nftables iproute2 curl lftp python3 proftpd-core coreutils procps util-linux ca-certificates gcc libc6-dev nodejs php-cli libxml2-utils python3-jinja2 shellcheck python3-pyftpdlib python3-openssl openssl)
+pkgs=(nftables iproute2 curl lftp python3 proftpd-core coreutils procps util-linux ca-certificates gcc libc6-dev nodejs php-cli libxml2-utils python3-jinja2 shellcheck python3-pyftpdlib python3-openssl openssl keepalived conntrackd conntrack)
 apt-get update -qq
 if ! command -v cargo >/dev/null; then
     # Debian 12's own cargo (1.63) is too old for mio 1; its cargo-web is not.

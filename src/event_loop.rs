@@ -31,6 +31,9 @@ const LISTENER: Token = Token(0);
 #[cfg(target_os = "linux")]
 const CONNTRACK: Token = Token(usize::MAX - 16);
 const SIGNALS: Token = Token(1);
+/// Addresses the router loses (Linux).
+#[cfg(target_os = "linux")]
+const ADDRS: Token = Token(usize::MAX - 18);
 /// The output of a handover's probe.
 #[cfg(target_os = "linux")]
 const PROBE: Token = Token(usize::MAX - 17);
@@ -105,6 +108,10 @@ pub struct Proxy {
     pub exec: Option<crate::handover::Exec>,
     #[cfg(target_os = "linux")]
     upgrade: Upgrade,
+    /// Addresses removed from the router end the sessions on them.
+    #[cfg(target_os = "linux")]
+    addr_watch: Option<crate::addr_watch::AddrWatch>,
+    addrs_due: bool,
     /// Privileges were dropped into a chroot: a fresh start in place
     /// cannot work (a clean restart then exits for the service manager).
     pub confined: bool,
@@ -162,6 +169,19 @@ impl Proxy {
             None => None,
         };
         #[cfg(target_os = "linux")]
+        let addr_watch = match crate::addr_watch::AddrWatch::open() {
+            Ok(w) => {
+                let fd = w.raw_fd();
+                poll.registry()
+                    .register(&mut SourceFd(&fd), ADDRS, Interest::READABLE)?;
+                Some(w)
+            }
+            Err(e) => {
+                log::warn!("not watching for lost addresses (sessions on one end by -t): {e}");
+                None
+            }
+        };
+        #[cfg(target_os = "linux")]
         if let Some(ct) = &observers.conntrack {
             poll.registry()
                 .register(&mut SourceFd(&ct.raw_fd()), CONNTRACK, Interest::READABLE)?;
@@ -193,6 +213,9 @@ impl Proxy {
             exec: None,
             #[cfg(target_os = "linux")]
             upgrade: Upgrade::Idle,
+            #[cfg(target_os = "linux")]
+            addr_watch,
+            addrs_due: false,
             confined: false,
         })
     }
@@ -206,7 +229,8 @@ impl Proxy {
         loop {
             // Work left over from the last turn: look for events without
             // waiting, then serve it again.
-            let idle = self.ready.is_empty() && self.listening != Listening::More;
+            let idle =
+                self.ready.is_empty() && self.listening != Listening::More && !self.addrs_due;
             let wait = match idle && !self.status_due && !self.conntrack_due {
                 true => next_tick.saturating_duration_since(Instant::now()),
                 false => Duration::ZERO,
@@ -241,6 +265,8 @@ impl Proxy {
                         }
                     }
                     #[cfg(target_os = "linux")]
+                    ADDRS => self.addrs_due = true,
+                    #[cfg(target_os = "linux")]
                     PROBE => {
                         if let Some(ending) = self.upgrade_progress(Instant::now()) {
                             self.shutdown();
@@ -262,6 +288,10 @@ impl Proxy {
             #[cfg(target_os = "linux")]
             if self.conntrack_due {
                 self.read_conntrack();
+            }
+            #[cfg(target_os = "linux")]
+            if self.addrs_due {
+                self.addresses_lost();
             }
             self.serve_ready();
             if self.status_due {
@@ -369,6 +399,30 @@ impl Proxy {
                 }
             }
             log_record(&r, counted);
+        }
+    }
+
+    /// Addresses removed from the router: every session on one ends now,
+    /// its client told why.
+    #[cfg(target_os = "linux")]
+    fn addresses_lost(&mut self) {
+        let Some(w) = self.addr_watch.as_mut() else {
+            self.addrs_due = false;
+            return;
+        };
+        let mut gone: heapless::Vec<std::net::IpAddr, 16> = heapless::Vec::new();
+        // More than fit in one turn wait for the next.
+        self.addrs_due = w.read(|a| {
+            if !gone.contains(&a) {
+                let _ = gone.push(a);
+            }
+        }) || gone.is_full();
+        for a in gone {
+            for i in 0..self.sessions.capacity() {
+                if self.sessions.get(i).is_some_and(|s| s.runs_on(a)) {
+                    self.end(i, End::AddressGone(a));
+                }
+            }
         }
     }
 

@@ -4,6 +4,8 @@
 //! The data path reads top to bottom: `event_loop` → `session` → `ftp`
 //! → `filter`.
 
+#[cfg(target_os = "linux")]
+pub mod addr_watch;
 pub mod config;
 #[cfg(target_os = "linux")]
 pub mod conntrack;

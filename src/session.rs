@@ -97,6 +97,9 @@ impl End {
             End::GreetingTimeout => b"421 Service not available: the FTP server did not greet\r\n",
             End::IdleTimeout => b"421 Idle timeout, closing control connection\r\n",
             End::Shutdown => b"421 Proxy shutting down, closing control connection\r\n",
+            End::AddressGone(_) => {
+                b"421 Service not available: the proxy lost its address, please reconnect\r\n"
+            }
             _ => return None,
         })
     }
@@ -115,6 +118,9 @@ pub enum End {
     /// The server accepted but never finished its 220 greeting.
     GreetingTimeout,
     Shutdown,
+    /// The router lost an address the session runs on (an HA failover
+    /// moved a VIP to the peer).
+    AddressGone(IpAddr),
 }
 
 impl fmt::Display for End {
@@ -129,6 +135,7 @@ impl fmt::Display for End {
             End::ConnectTimeout => f.write_str("timeout connecting to server"),
             End::GreetingTimeout => f.write_str("server did not finish its greeting"),
             End::Shutdown => f.write_str("proxy shutting down"),
+            End::AddressGone(a) => write!(f, "address {a} was removed from this router"),
         }
     }
 }
@@ -358,6 +365,12 @@ impl Session {
             server_eprt: Extended::Unknown,
             tls_logged: false,
         }
+    }
+
+    /// Whether the session runs on `a`: the proxy's address towards the
+    /// client or towards the server.
+    pub fn runs_on(&self, a: IpAddr) -> bool {
+        self.proxy_addr == Some(a) || self.client.local_addr().is_ok_and(|l| l.ip() == a)
     }
 
     /// Takes in what the poll loop said about one of the connections.

@@ -488,3 +488,73 @@ fn a_backup_listens_on_a_vip_it_does_not_hold_yet() {
     lab.assert_downloaded(&o, &got, "through the VIP");
     assert_eq!(lab.stop_proxy(), Some(0));
 }
+
+/// The former master of an HA pair loses its VIPs: sessions on one end
+/// at once with a 421 that says why, not after `-t`; others go on.
+#[test]
+fn a_lost_address_ends_its_sessions_at_once() {
+    if !prerequisites("a_lost_address_ends_its_sessions") {
+        return;
+    }
+    let mut lab = Lab::new(false);
+    lab.start_server(Server::Vsftpd);
+    let wan_vip = "198.19.2.100";
+    let s_if = lab.server_iface();
+    let o = lab.exec(
+        'r',
+        5,
+        &["ip", "addr", "add", &format!("{wan_vip}/24"), "dev", &s_if],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let iface = lab.client_iface();
+    lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-a", wan_vip, "-t", "600"]);
+    let (to_open, open) = std::sync::mpsc::channel();
+    let (to_go, go) = std::sync::mpsc::channel::<()>();
+    let client = in_ns(&lab.ns('c'), move || {
+        let mut c = greeted_at(SERVER4, 21);
+        assert!(c.cmd("USER anonymous").starts_with("230"));
+        to_open.send(()).expect("open");
+        go.recv().expect("go");
+        let t = Instant::now();
+        let r = c.reply();
+        (r, t.elapsed())
+    });
+    open.recv().expect("open");
+    to_go.send(()).expect("go");
+    let o = lab.exec(
+        'r',
+        5,
+        &["ip", "addr", "del", &format!("{wan_vip}/24"), "dev", &s_if],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let (reply, after) = client.join().expect("client");
+    assert!(
+        reply.starts_with("421") && reply.contains("lost its address"),
+        "{reply}"
+    );
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    lab.assert_logged(&["ending session: address 198.19.2.100 was removed from this router"]);
+    // The VIP comes back (the peer failed in turn): new sessions run on it.
+    let o = lab.exec(
+        'r',
+        5,
+        &["ip", "addr", "add", &format!("{wan_vip}/24"), "dev", &s_if],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let got = lab.dir.join("after.bin");
+    let o = lab.exec(
+        'c',
+        20,
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            &got.display().to_string(),
+            &format!("ftp://{SERVER4}/file.bin"),
+        ],
+    );
+    lab.assert_downloaded(&o, &got, "with the VIP back");
+    assert_eq!(lab.stop_proxy(), Some(0));
+}

@@ -103,6 +103,15 @@ impl Proxy {
                 log::warn!(target: "notice", "live handover: the new binary reads state format {f}, this one writes {FORMAT}: clean restart instead (sessions end with 421; data connections under way keep going)");
                 Some(Ending::Restart)
             }
+            Answer::ExecFailed(errno) => {
+                let e = io::Error::from_raw_os_error(errno);
+                let hint = match errno {
+                    libc::ENOENT if self.confined => " (in the chroot, a dynamically linked binary needs its loader and libraries there; static builds do not)",
+                    _ => "",
+                };
+                log::error!("live handover: cannot run the new binary: {e}{hint}: still serving");
+                None
+            }
             Answer::Silent => {
                 log::error!("live handover: the new binary gave no answer (it refused the options or cannot run here; see its errors above): still serving");
                 None

@@ -425,6 +425,43 @@ mod tests {
     }
 
     #[test]
+    fn buffers_cross_a_handover_as_they_were() {
+        use crate::handover::wire::{Reader, Writer};
+        let mut input = LineBuf::<16>::default();
+        input.extend(b"NOOP\r\nAB");
+        input.mark_urgent();
+        input.extend(b"\xf2");
+        let mut out = OutBuf::<32>::default();
+        assert!(out.push(b"200 ok\r\n"));
+        assert!(out.push_urgent(b"\xff\xf2ABOR\r\n", 1));
+        let mut buf = [0u8; 128];
+        let mut w = Writer::new(&mut buf);
+        input.save(&mut w);
+        out.save(&mut w);
+        let n = w.written().expect("fits").len();
+        let mut r = Reader::new(&buf[..n]);
+        let input2 = LineBuf::<16>::load(&mut r).expect("line buffer");
+        let out2 = OutBuf::<32>::load(&mut r).expect("output buffer");
+        assert!(r.is_done());
+        assert_eq!(input2.pending(), input.pending());
+        assert_eq!(input2.urgent_in(16), input.urgent_in(16));
+        assert_eq!(out2.as_slice(), out.as_slice());
+        assert_eq!(out2.urgent_at, out.urgent_at);
+        // More than the buffer holds, or an urgent mark past the data: refused.
+        let mut w = Writer::new(&mut buf);
+        w.blob(&[b'x'; 17]);
+        w.bool(false);
+        w.opt_u32(None);
+        let n = w.written().expect("fits").len();
+        assert!(LineBuf::<16>::load(&mut Reader::new(&buf[..n])).is_none());
+        let mut w = Writer::new(&mut buf);
+        w.blob(b"abc");
+        w.opt_u32(Some(3));
+        let n = w.written().expect("fits").len();
+        assert!(OutBuf::<32>::load(&mut Reader::new(&buf[..n])).is_none());
+    }
+
+    #[test]
     fn outbuf_keeps_order_and_refuses_overflow() {
         let mut ob = OutBuf::<8>::default();
         assert!(ob.push(b"abc"));

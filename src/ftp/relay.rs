@@ -315,6 +315,31 @@ impl ReplyRelay {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_held_refusal_and_commands_in_flight_cross_a_handover() {
+        use crate::handover::wire::{Reader, Writer};
+        let mut r = ReplyRelay::default();
+        r.forwarded(Sent::Passive);
+        assert_eq!(
+            r.refuse(policy::LOW_PORT),
+            None,
+            "held behind the greeting and PASV"
+        );
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf);
+        r.save(&mut w);
+        let n = w.written().expect("fits").len();
+        let mut back = ReplyRelay::load(&mut Reader::new(&buf[..n])).expect("relay");
+        assert!(back.holding());
+        assert_eq!(back.in_flight, r.in_flight);
+        assert_eq!(back.held, Some(policy::LOW_PORT));
+        assert_eq!(back.take_held(), None, "still behind the replies in flight");
+        // An index past the refusal table is refused, not trusted.
+        buf[n - 5..n - 1].copy_from_slice(&(policy::ALL.len() as u32).to_le_bytes());
+        assert!(ReplyRelay::load(&mut Reader::new(&buf[..n])).is_none());
+    }
+
     use super::*;
     use crate::ftp::line::LineBuf;
     use crate::ftp::MAX_LINE;

@@ -177,7 +177,15 @@ impl Exec {
             if pid == 0 {
                 unsafe {
                     libc::dup2(write.as_raw_fd(), 1);
-                    self.execveat(&envp, &argv);
+                    let e = self.execveat(&envp, &argv);
+                    // Said on the pipe for the parent's log: formatted on
+                    // the stack (no allocation after fork).
+                    let mut line = *b"exec failed: errno 000\n";
+                    let errno = e.raw_os_error().unwrap_or(0).clamp(0, 999) as u32;
+                    line[19] = b'0' + (errno / 100) as u8;
+                    line[20] = b'0' + (errno / 10 % 10) as u8;
+                    line[21] = b'0' + (errno % 10) as u8;
+                    libc::write(1, line.as_ptr().cast(), line.len());
                     libc::_exit(127);
                 }
             }

@@ -50,14 +50,25 @@ pub enum Answer {
     /// It ended without the answer (it refused the options, or is no
     /// ftp-proxy that knows handovers).
     Silent,
+    /// The exec of the probe failed with this errno.
+    ExecFailed(i32),
 }
+
+/// What the probe child writes when its exec fails.
+pub const EXEC_FAILED: &str = "exec failed: errno ";
 
 /// Parses the probe's output.
 pub fn answer(out: &[u8]) -> Answer {
     let text = std::str::from_utf8(out).unwrap_or("");
-    text.lines()
-        .find_map(|l| l.strip_prefix(PROBE_ANSWER)?.trim().parse().ok())
-        .map_or(Answer::Silent, Answer::Format)
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+    };
+    match (field(PROBE_ANSWER), field(EXEC_FAILED)) {
+        (Some(f), _) => Answer::Format(f),
+        (None, Some(e)) => Answer::ExecFailed(e as i32),
+        (None, None) => Answer::Silent,
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +84,6 @@ mod tests {
         );
         assert_eq!(answer(b""), Answer::Silent);
         assert_eq!(answer(b"ftp-proxy handover format x\n"), Answer::Silent);
+        assert_eq!(answer(b"exec failed: errno 002\n"), Answer::ExecFailed(2));
     }
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/lab.sh");
+pub const HA_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/ha.sh");
 pub const FTPCLI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/ftpcli.py");
 pub const PROXY: &str = env!("CARGO_BIN_EXE_ftp-proxy");
 
@@ -85,6 +86,8 @@ fn missing() -> Vec<String> {
         "timeout",
         "setpriv",
         "prlimit",
+        "keepalived",
+        "conntrackd",
     ] {
         if !have(c) {
             m.push(c.to_string());
