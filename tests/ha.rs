@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SIZE: usize = 10_000_000;
+/// The longest the data connection may stay silent: through the outage
+/// (VRRP's three missed adverts, then conntrackd's commit) the server's
+/// retransmissions back off exponentially, one gap can pass 20 s.
+const QUIET: Duration = Duration::from_secs(60);
 static COUNT: AtomicU32 = AtomicU32::new(0);
 
 struct Pair {
@@ -70,6 +74,9 @@ impl Pair {
         sh(HA_SH, &["start", &p.name, &d]);
         p.wait_state('a', "master");
         p.wait_state('b', "backup");
+        // conntrackd's resync and bulk send of the new master run on
+        // after its script: a pair that just formed settles first.
+        std::thread::sleep(Duration::from_secs(2));
         p
     }
 
@@ -141,8 +148,7 @@ fn retr_active(counter: Arc<AtomicUsize>) -> Vec<u8> {
     assert!(c.cmd(&port).starts_with("200"));
     c.send(b"RETR big.bin\r\n");
     let (mut d, _) = l.accept().expect("the server's connection");
-    d.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    d.set_read_timeout(Some(QUIET)).expect("timeout");
     let mut all = Vec::with_capacity(SIZE);
     let mut buf = [0u8; 65536];
     loop {
@@ -164,7 +170,7 @@ fn failover_mid_download(active: bool) {
     let counter = got.clone();
     let reader = in_ns(&pair.ns('c'), move || match active {
         true => retr_active(counter),
-        false => retr_counting("big.bin", SIZE, counter),
+        false => retr_counting_within("big.bin", SIZE, counter, QUIET),
     });
     let t = Instant::now();
     while got.load(Ordering::Relaxed) < 1_000_000 {
@@ -176,6 +182,15 @@ fn failover_mid_download(active: bool) {
     }
     sh(HA_SH, &["fail", &pair.name]);
     let at_fail = got.load(Ordering::Relaxed);
+    // How long the data stood still across the failover, for the log.
+    let failed = Instant::now();
+    while got.load(Ordering::Relaxed) <= at_fail + 200_000 && failed.elapsed() < QUIET {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "data moving again through B {:?} after the failure",
+        failed.elapsed()
+    );
     let all = reader.join().expect("download across the failover");
     assert!(
         at_fail < SIZE / 2,

@@ -399,6 +399,17 @@ pub fn retr_counting(
     size: usize,
     counter: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Vec<u8> {
+    retr_counting_within(file, size, counter, Duration::from_secs(20))
+}
+
+/// `retr_counting` with `quiet`, the longest the data connection may
+/// stay silent.
+pub fn retr_counting_within(
+    file: &str,
+    size: usize,
+    counter: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    quiet: Duration,
+) -> Vec<u8> {
     let mut c = greeted_at(SERVER4, 21);
     assert!(c.cmd("USER anonymous").starts_with("230"));
     assert!(c.cmd("TYPE I").starts_with("200"));
@@ -406,8 +417,7 @@ pub fn retr_counting(
     c.send(format!("RETR {file}\r\n").as_bytes());
     let mut all = Vec::with_capacity(size);
     let mut buf = [0u8; 65536];
-    d.s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    d.s.set_read_timeout(Some(quiet)).expect("timeout");
     loop {
         match d.s.read(&mut buf) {
             Ok(0) => return all,
