@@ -3,7 +3,7 @@
 //! and a session that runs on one of them cannot go on (its packets now
 //! reach the peer). It ends at once, its client told why, not after `-t`.
 
-use crate::filter::nft::socket::{bound, cvt, SOL_NETLINK};
+use crate::filter::nft::socket::{bound, recv_now, SOL_NETLINK};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -84,15 +84,6 @@ impl AddrWatch {
         for g in [RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR] {
             crate::net::set_int_opt(&fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g)?;
         }
-        // SAFETY: fcntl on our descriptor.
-        unsafe {
-            let fl = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
-            cvt(libc::fcntl(
-                fd.as_raw_fd(),
-                libc::F_SETFL,
-                fl | libc::O_NONBLOCK,
-            ))?;
-        }
         Ok(AddrWatch { fd, rx: [0; 4096] })
     }
 
@@ -104,21 +95,17 @@ impl AddrWatch {
     /// every address removed. True when more may wait.
     pub fn read(&mut self, mut each: impl FnMut(IpAddr)) -> bool {
         for _ in 0..PER_TURN {
-            // SAFETY: rx is writable for its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.rx.as_mut_ptr().cast(),
-                    self.rx.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                // Empty, or ENOBUFS (messages lost: the sessions then end
-                // by their own errors or `-t`, as before).
-                return false;
+            match recv_now(&self.fd, &mut self.rx) {
+                Ok(0) => return false,
+                Ok(n) => removed(&self.rx[..n], &mut each),
+                // The kernel dropped messages: read on (the sessions of
+                // an address lost with them end by their own errors or
+                // `-t`).
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    log::warn!("address changes were lost (ENOBUFS)");
+                }
+                Err(_) => return false,
             }
-            removed(&self.rx[..n as usize], &mut each);
         }
         true
     }

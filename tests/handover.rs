@@ -68,6 +68,25 @@ fn slow_server(lab: &Lab) {
     assert!(o.status.success(), "tc: {}", output_text(&o));
 }
 
+/// A logged-in session at the server, opened from the client: once this
+/// returns it is open; `then` runs on it after `go` is sent.
+fn held_session<T: Send + 'static>(
+    lab: &Lab,
+    then: impl FnOnce(&mut Peer) -> T + Send + 'static,
+) -> (std::thread::JoinHandle<T>, std::sync::mpsc::Sender<()>) {
+    let (to_open, open) = std::sync::mpsc::channel();
+    let (to_go, go) = std::sync::mpsc::channel::<()>();
+    let client = in_ns(&lab.ns('c'), move || {
+        let mut c = greeted_at(SERVER4, 21);
+        assert!(c.cmd("USER anonymous").starts_with("230"));
+        to_open.send(()).expect("open");
+        go.recv().expect("go");
+        then(&mut c)
+    });
+    open.recv().expect("session open");
+    (client, to_go)
+}
+
 fn count(text: &str, what: &str) -> usize {
     text.matches(what).count()
 }
@@ -157,21 +176,7 @@ fn download_across_handover(kind: Server) {
     assert_eq!(count(&log, "serving 1 sessions handed over"), 1, "{log}");
     eprintln!("{kind:?}: handover with 1 session took {took:?} (signal to serving)");
     // The new image goes on as before: a new session, then a clean exit.
-    let again = lab.dir.join("again.bin");
-    let o = lab.exec(
-        'c',
-        20,
-        &[
-            "curl",
-            "-sS",
-            "--max-time",
-            "10",
-            "-o",
-            &again.display().to_string(),
-            &format!("ftp://{SERVER4}/file.bin"),
-        ],
-    );
-    lab.assert_downloaded(&o, &again, "after the handover");
+    lab.assert_fetch('c', &format!("ftp://{SERVER4}/file.bin"), &[]);
     assert_eq!(lab.stop_proxy(), Some(0));
 }
 
@@ -285,16 +290,7 @@ fn handover_to_another_format_falls_back_to_a_clean_restart() {
     let iface = lab.client_iface();
     lab.start_proxy_as(&wrap, &[], &["-b", ROUTER_C4, "-i", &iface]);
     let pid = lab.proxy_pid().expect("pid");
-    let (to_open, open) = std::sync::mpsc::channel();
-    let (to_go, go) = std::sync::mpsc::channel::<()>();
-    let client = in_ns(&lab.ns('c'), move || {
-        let mut c = greeted_at(SERVER4, 21);
-        assert!(c.cmd("USER anonymous").starts_with("230"));
-        to_open.send(()).expect("open");
-        go.recv().expect("go");
-        c.reply()
-    });
-    open.recv().expect("session open");
+    let (client, to_go) = held_session(&lab, move |c| c.reply());
     // The "new version": answers the probe with format 999, and runs
     // the real binary otherwise.
     let script = format!(
@@ -321,21 +317,7 @@ fn handover_to_another_format_falls_back_to_a_clean_restart() {
         "removed table inet",
     ]);
     assert_eq!(lab.proxy_pid(), Some(pid));
-    let got = lab.dir.join("fresh.bin");
-    let o = lab.exec(
-        'c',
-        20,
-        &[
-            "curl",
-            "-sS",
-            "--max-time",
-            "10",
-            "-o",
-            &got.display().to_string(),
-            &format!("ftp://{SERVER4}/file.bin"),
-        ],
-    );
-    lab.assert_downloaded(&o, &got, "after the clean restart");
+    lab.assert_fetch('c', &format!("ftp://{SERVER4}/file.bin"), &[]);
     assert_eq!(lab.stop_proxy(), Some(0));
 }
 
@@ -352,16 +334,7 @@ fn handover_to_a_missing_binary_keeps_serving() {
     let root = jail(&lab);
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-c", &root]);
-    let (to_open, open) = std::sync::mpsc::channel();
-    let (to_go, go) = std::sync::mpsc::channel::<()>();
-    let client = in_ns(&lab.ns('c'), move || {
-        let mut c = greeted_at(SERVER4, 21);
-        assert!(c.cmd("USER anonymous").starts_with("230"));
-        to_open.send(()).expect("open");
-        go.recv().expect("go");
-        c.cmd("NOOP")
-    });
-    open.recv().expect("open");
+    let (client, to_go) = held_session(&lab, move |c| c.cmd("NOOP"));
     std::fs::remove_file(&lab.binary).expect("rm");
     let pid = lab.proxy_pid().expect("pid") as i32;
     // SAFETY: a signal to our child.
@@ -471,21 +444,7 @@ fn a_backup_listens_on_a_vip_it_does_not_hold_yet() {
         &["ip", "addr", "add", &format!("{vip}/24"), "dev", &iface],
     );
     assert!(o.status.success(), "{}", output_text(&o));
-    let got = lab.dir.join("vip.bin");
-    let o = lab.exec(
-        'c',
-        20,
-        &[
-            "curl",
-            "-sS",
-            "--max-time",
-            "10",
-            "-o",
-            &got.display().to_string(),
-            &format!("ftp://{vip}/file.bin"),
-        ],
-    );
-    lab.assert_downloaded(&o, &got, "through the VIP");
+    lab.assert_fetch('c', &format!("ftp://{vip}/file.bin"), &[]);
     assert_eq!(lab.stop_proxy(), Some(0));
 }
 
@@ -508,18 +467,11 @@ fn a_lost_address_ends_its_sessions_at_once() {
     assert!(o.status.success(), "{}", output_text(&o));
     let iface = lab.client_iface();
     lab.start_proxy(&["-b", ROUTER_C4, "-i", &iface, "-a", wan_vip, "-t", "600"]);
-    let (to_open, open) = std::sync::mpsc::channel();
-    let (to_go, go) = std::sync::mpsc::channel::<()>();
-    let client = in_ns(&lab.ns('c'), move || {
-        let mut c = greeted_at(SERVER4, 21);
-        assert!(c.cmd("USER anonymous").starts_with("230"));
-        to_open.send(()).expect("open");
-        go.recv().expect("go");
+    let (client, to_go) = held_session(&lab, move |c| {
         let t = Instant::now();
         let r = c.reply();
         (r, t.elapsed())
     });
-    open.recv().expect("open");
     to_go.send(()).expect("go");
     let o = lab.exec(
         'r',
@@ -541,20 +493,6 @@ fn a_lost_address_ends_its_sessions_at_once() {
         &["ip", "addr", "add", &format!("{wan_vip}/24"), "dev", &s_if],
     );
     assert!(o.status.success(), "{}", output_text(&o));
-    let got = lab.dir.join("after.bin");
-    let o = lab.exec(
-        'c',
-        20,
-        &[
-            "curl",
-            "-sS",
-            "--max-time",
-            "10",
-            "-o",
-            &got.display().to_string(),
-            &format!("ftp://{SERVER4}/file.bin"),
-        ],
-    );
-    lab.assert_downloaded(&o, &got, "with the VIP back");
+    lab.assert_fetch('c', &format!("ftp://{SERVER4}/file.bin"), &[]);
     assert_eq!(lab.stop_proxy(), Some(0));
 }

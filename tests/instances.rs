@@ -60,26 +60,6 @@ impl Drop for Extra {
     }
 }
 
-/// curl in namespace `ns` fetches `url` whole (file.bin).
-fn assert_fetch(lab: &Lab, ns: char, url: &str, extra: &[&str]) {
-    let dst = lab.dir.join(format!("got-{ns}.bin")).display().to_string();
-    let mut argv = vec!["curl", "-sS", "--max-time", "10", "-o", &dst];
-    argv.extend_from_slice(extra);
-    argv.push(url);
-    let o = lab.exec(ns, 20, &argv);
-    assert!(
-        o.status.success(),
-        "{url} {extra:?}: {}\n{}",
-        output_text(&o),
-        lab.log_text()
-    );
-    assert_eq!(
-        sha256(&std::path::PathBuf::from(&dst)),
-        sha256(&lab.root().join("file.bin")),
-        "{url}"
-    );
-}
-
 fn has_table(lab: &Lab, table: &str) -> bool {
     let want = format!("table inet {table}");
     lab.tables().lines().any(|l| l.trim() == want)
@@ -124,12 +104,12 @@ fn instances_side_by_side() {
     // A transfer through each, passive and active where a LAN client is
     // intercepted.
     let url4 = format!("ftp://{SERVER4}/file.bin");
-    assert_fetch(&lab, 'c', &url4, &[]);
-    assert_fetch(&lab, 'c', &url4, &["-P", "-"]);
-    assert_fetch(&lab, 'l', &url4, &[]);
-    assert_fetch(&lab, 'l', &url4, &["-P", "-"]);
-    assert_fetch(&lab, 'c', &format!("ftp://[{SERVER6}]/file.bin"), &[]);
-    assert_fetch(&lab, 'c', "ftp://198.18.1.1:2121/file.bin", &[]);
+    lab.assert_fetch('c', &url4, &[]);
+    lab.assert_fetch('c', &url4, &["-P", "-"]);
+    lab.assert_fetch('l', &url4, &[]);
+    lab.assert_fetch('l', &url4, &["-P", "-"]);
+    lab.assert_fetch('c', &format!("ftp://[{SERVER6}]/file.bin"), &[]);
+    lab.assert_fetch('c', "ftp://198.18.1.1:2121/file.bin", &[]);
     for (e, what) in [(&lan, "lan"), (&v6, "v6"), (&rev, "rev")] {
         assert!(
             e.text().contains("FTP session started"),
@@ -143,7 +123,7 @@ fn instances_side_by_side() {
     assert!(!has_table(&lab, &tables[2]) && has_table(&lab, &tables[0]));
     assert_eq!(v6.stop(), Some(0));
     assert_eq!(lan.stop(), Some(0));
-    assert_fetch(&lab, 'c', &url4, &[]);
+    lab.assert_fetch('c', &url4, &[]);
     assert_eq!(lab.stop_proxy(), Some(0));
     let left = lab.tables();
     assert!(!left.contains("table inet ftp-proxy-"), "{left}");
@@ -210,21 +190,7 @@ fn download_across_restart(fw4_like: bool) {
     std::fs::write(&path, &all).expect("write");
     assert_eq!(sha256(&path), want);
     // The new instance works as before.
-    let dst = lab.dir.join("again.bin").display().to_string();
-    let o = lab.exec(
-        'c',
-        20,
-        &[
-            "curl",
-            "-sS",
-            "--max-time",
-            "10",
-            "-o",
-            &dst,
-            &format!("ftp://{SERVER4}/file.bin"),
-        ],
-    );
-    assert!(o.status.success(), "{}", output_text(&o));
+    lab.assert_fetch('c', &format!("ftp://{SERVER4}/file.bin"), &[]);
     assert_eq!(lab.stop_proxy(), Some(0));
 }
 

@@ -137,16 +137,13 @@ impl Conntrack {
             Some(1) => Records::Bytes,
             _ => Records::NoBytes,
         };
-        Ok(Conntrack::with(fd, records, max_sessions))
+        Ok(Conntrack::adopt(fd, records, max_sessions))
     }
 
-    /// The subscription a previous image made (its filter stays on the
-    /// socket); transfers under way are not known to this one.
+    /// The reader of a subscribed socket: `open`'s, or the one a previous
+    /// image made (its filter stays on the socket; transfers under way
+    /// are not known to this one).
     pub fn adopt(fd: OwnedFd, records: Records, max_sessions: u32) -> Conntrack {
-        Conntrack::with(fd, records, max_sessions)
-    }
-
-    fn with(fd: OwnedFd, records: Records, max_sessions: u32) -> Conntrack {
         let n = 2 * max_sessions as usize;
         Conntrack {
             fd,
@@ -174,29 +171,17 @@ impl Conntrack {
             if self.done.len() + 4 > DONE {
                 return true;
             }
-            // SAFETY: rx is a valid buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.rx.as_mut_ptr().cast(),
-                    self.rx.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                match io::Error::last_os_error().raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::ENOBUFS) => {
-                        // The kernel dropped events: some records will be
-                        // missing; counted and shown in the status.
-                        self.lost += 1;
-                        continue;
-                    }
-                    _ => return false,
+            let n = match socket::recv_now(&self.fd, &mut self.rx) {
+                Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    // The kernel dropped events: some records will be
+                    // missing; counted and shown in the status.
+                    self.lost += 1;
+                    continue;
                 }
-            }
+                Err(_) => return false,
+            };
             let mut at = 0;
-            let n = n as usize;
             while at + 16 <= n {
                 let len = u32::from_ne_bytes([
                     self.rx[at],

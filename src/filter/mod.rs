@@ -84,9 +84,7 @@ impl DataMap {
             session,
         }
     }
-}
 
-impl DataMap {
     pub fn save(&self, w: &mut crate::handover::wire::Writer) {
         w.ip(self.src);
         w.ip(self.dst);

@@ -449,6 +449,18 @@ impl Lab {
         }
     }
 
+    /// curl in namespace `ns` fetches `url` (file.bin) whole, `extra`
+    /// among its options.
+    pub fn assert_fetch(&self, ns: char, url: &str, extra: &[&str]) {
+        let got = self.dir.join(format!("got-{ns}.bin"));
+        let dst = got.display().to_string();
+        let mut argv = vec!["curl", "-sS", "--max-time", "10", "-o", &dst];
+        argv.extend_from_slice(extra);
+        argv.push(url);
+        let o = self.exec(ns, 20, &argv);
+        self.assert_downloaded(&o, &got, &format!("{url} {extra:?}"));
+    }
+
     /// A download that must have worked: the client's run `o` succeeded
     /// and `got` holds file.bin whole (`what` names the case).
     pub fn assert_downloaded(&self, o: &Output, got: &PathBuf, what: &str) {

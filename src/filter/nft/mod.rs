@@ -143,20 +143,13 @@ impl Nft {
         };
         let sock = NlSocket::open(socket::NETLINK_NETFILTER)
             .map_err(|e| FilterError::Io("netlink socket", e))?;
-        let mut n = Nft {
-            sock,
-            msg: Box::default(),
-            seq: std::process::id().wrapping_shl(12),
-            table,
-            _claim: claim,
-            fam: if cfg.ipv6 { Family::V6 } else { Family::V4 },
-            can: Abilities {
-                owner: std::env::var_os(NO_OWNER_ENV).is_none(),
-                one_shot: true,
-                destroy: false,
-            },
-            cfg: cfg.clone(),
+        let can = Abilities {
+            owner: std::env::var_os(NO_OWNER_ENV).is_none(),
+            one_shot: true,
+            destroy: false,
         };
+        let seq = std::process::id().wrapping_shl(12);
+        let mut n = Nft::with(cfg, sock, claim, seq, can);
         match n.delete_table() {
             Ok(()) => log::warn!(target: "notice", "removed stale table inet {}", n.table),
             Err(FilterError::Kernel(_, libc::ENOENT)) => {}
@@ -233,16 +226,23 @@ impl Nft {
             one_shot: r.bool()?,
             destroy: r.bool()?,
         };
-        Some(Nft {
-            sock: NlSocket::adopt(sock).ok()?,
+        let sock = NlSocket::adopt(sock).ok()?;
+        Some(Nft::with(cfg, sock, claim.map(Claim::adopt), seq, can))
+    }
+
+    /// The backend of `cfg`'s instance on `sock`: `open`'s new socket,
+    /// or the one a handover passed on.
+    fn with(cfg: &Config, sock: NlSocket, claim: Option<Claim>, seq: u32, can: Abilities) -> Nft {
+        Nft {
+            sock,
             msg: Box::default(),
             seq,
             table: instance::table_name(&cfg.instance),
-            _claim: claim.map(Claim::adopt),
+            _claim: claim,
             fam: if cfg.ipv6 { Family::V6 } else { Family::V4 },
             can,
             cfg: cfg.clone(),
-        })
+        }
     }
 
     /// Whether the kernel deletes a missing element without ENOENT.

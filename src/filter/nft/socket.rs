@@ -54,6 +54,31 @@ pub fn bound(protocol: libc::c_int) -> io::Result<(OwnedFd, u32)> {
     Ok((fd, portid))
 }
 
+/// One datagram into `buf` without waiting (WouldBlock when there is
+/// none); an interrupted call is made again. Every netlink reader here
+/// reads this way: the nftables answers, the conntrack events, the
+/// address changes.
+pub fn recv_now(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// The port id a bound netlink socket has.
 fn portid_of(fd: &OwnedFd) -> io::Result<u32> {
     // SAFETY: zeroed sockaddr_nl is valid.
@@ -187,23 +212,10 @@ impl NlSocket {
     /// non-blocking read first, and poll(2) only when it is not.
     fn recv(&mut self, timeout_ms: libc::c_int) -> io::Result<usize> {
         loop {
-            // SAFETY: rx is a writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.rx.as_mut_ptr().cast(),
-                    self.rx.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {}
-                _ => return Err(e),
+            match recv_now(&self.fd, &mut self.rx) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
             let mut pfd = libc::pollfd {
                 fd: self.fd.as_raw_fd(),
