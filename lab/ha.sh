@@ -42,8 +42,22 @@ up() {
     ip -n "$(ns "$n" a)" link set "fp${n}async" up
     ip -n "$(ns "$n" b)" link set "fp${n}bsync" up
     ip -n "$(ns "$n" c)" route add default via 198.18.1.1
+    # Each router is a stateful firewall, as the conntrack-tools manual
+    # has it: a TCP segment of a connection it has no state for is
+    # invalid (no loose pickup) and dropped, not answered. Otherwise the
+    # new master, holding the VIPs a moment before conntrackd has
+    # committed the peer's connections, answers the server's
+    # retransmission to the WAN VIP with a reset and the transfer dies;
+    # dropped, the next retransmission finds the committed state.
     for x in a b; do
-        ip netns exec "$(ns "$n" $x)" sysctl -qw net.ipv4.ip_forward=1
+        ip netns exec "$(ns "$n" $x)" nft -f - <<'NFT'
+table inet ha_filter {
+    chain input { type filter hook input priority filter; ct state invalid drop; }
+    chain forward { type filter hook forward priority filter; ct state invalid drop; }
+}
+NFT
+        ip netns exec "$(ns "$n" $x)" sysctl -qw net.ipv4.ip_forward=1 \
+            net.netfilter.nf_conntrack_tcp_loose=0
     done
 }
 
