@@ -10,7 +10,10 @@
 #
 # Size: the release std is rebuilt with `optimize_for_size` and panics
 # abort at once (`-Cpanic=immediate-abort`): no panic messages, no
-# formatting of them, no unwinding tables. The daemon has no panic on any
+# formatting of them, and no unwinding tables (`-Cforce-unwind-tables=no`:
+# nothing unwinds, yet mips kept 29 KB of .eh_frame for it), and no
+# source locations for the panic messages there are none of
+# (`-Zlocation-detail=none`). The daemon has no panic on any
 # input path; a bug that panicked anyway ends the process (procd respawns
 # it) without a message. The unit tests are built with a normal std.
 set -euo pipefail
@@ -66,7 +69,7 @@ for row in "${targets[@]}"; do
     echo "== $t" >&2
     bin="$out/ftp-proxy-$t"
     size=- static=- help=fail tests=-
-    if RUSTFLAGS="$base_flags -Zunstable-options -Cpanic=immediate-abort" \
+    if RUSTFLAGS="$base_flags -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Zlocation-detail=none" \
         cargo build -q --release -Zbuild-std=std,panic_abort \
         -Zbuild-std-features=optimize_for_size --target "$t" --target-dir "$out/build"; then
         cp "$out/build/$t/release/ftp-proxy" "$bin"

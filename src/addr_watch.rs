@@ -1,7 +1,9 @@
-//! Addresses the router loses (rtnetlink RTM_DELADDR): the former master
-//! of an HA pair loses its VIPs when keepalived hands them to the peer,
-//! and a session that runs on one of them cannot go on (its packets now
-//! reach the peer). It ends at once, its client told why, not after `-t`.
+//! Addresses the router gains and loses (rtnetlink RTM_NEWADDR and
+//! RTM_DELADDR): the former master of an HA pair loses its VIPs when
+//! keepalived hands them to the peer, and a session that runs on one of
+//! them cannot go on there (its packets now reach the peer): it ends at
+//! once, not after `-t`. The new master gains them, and takes over the
+//! sessions its peer copied to it (`crate::ha`).
 
 use crate::filter::nft::socket::{bound, recv_now, SOL_NETLINK};
 use std::io;
@@ -12,6 +14,7 @@ const NETLINK_ROUTE: libc::c_int = 0;
 const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
 const RTNLGRP_IPV4_IFADDR: libc::c_int = 5;
 const RTNLGRP_IPV6_IFADDR: libc::c_int = 9;
+const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const NLMSG_HDRLEN: usize = 16;
 const IFADDRMSG_LEN: usize = 8;
@@ -33,24 +36,35 @@ fn u32_at(b: &[u8], i: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?))
 }
 
-/// The addresses removed in one datagram of netlink messages.
-pub fn removed(mut b: &[u8], mut each: impl FnMut(IpAddr)) {
+/// One address change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Added(IpAddr),
+    Removed(IpAddr),
+}
+
+/// The address changes in one datagram of netlink messages.
+pub fn changes(mut b: &[u8], mut each: impl FnMut(Change)) {
     while let Some(len) = u32_at(b, 0).map(|l| l as usize) {
         if len < NLMSG_HDRLEN || len > b.len() {
             return;
         }
-        if u16_at(b, 4) == Some(RTM_DELADDR) {
-            if let Some(a) = deleted(&b[NLMSG_HDRLEN..len]) {
-                each(a);
-            }
+        let change = match u16_at(b, 4) {
+            Some(RTM_NEWADDR) => Some(Change::Added as fn(IpAddr) -> Change),
+            Some(RTM_DELADDR) => Some(Change::Removed as fn(IpAddr) -> Change),
+            _ => None,
+        };
+        if let (Some(change), Some(a)) = (change, address(&b[NLMSG_HDRLEN..len])) {
+            each(change(a));
         }
         b = b.get((len + 3) & !3..).unwrap_or(&[]);
     }
 }
 
-/// The address of one RTM_DELADDR body: IFA_LOCAL (IPv4: the address
-/// itself; IFA_ADDRESS may be a point-to-point peer), else IFA_ADDRESS.
-fn deleted(body: &[u8]) -> Option<IpAddr> {
+/// The address of one RTM_NEWADDR/RTM_DELADDR body: IFA_LOCAL (IPv4: the
+/// address itself; IFA_ADDRESS may be a point-to-point peer), else
+/// IFA_ADDRESS.
+fn address(body: &[u8]) -> Option<IpAddr> {
     let family = *body.first()?;
     let mut at = body.get(IFADDRMSG_LEN..)?;
     let (mut local, mut address) = (None, None);
@@ -92,12 +106,12 @@ impl AddrWatch {
     }
 
     /// Reads what is waiting (a bounded number of messages); `each` gets
-    /// every address removed. True when more may wait.
-    pub fn read(&mut self, mut each: impl FnMut(IpAddr)) -> bool {
+    /// every change. True when more may wait.
+    pub fn read(&mut self, mut each: impl FnMut(Change)) -> bool {
         for _ in 0..PER_TURN {
             match recv_now(&self.fd, &mut self.rx) {
                 Ok(0) => return false,
-                Ok(n) => removed(&self.rx[..n], &mut each),
+                Ok(n) => changes(&self.rx[..n], &mut each),
                 // The kernel dropped messages: read on (the sessions of
                 // an address lost with them end by their own errors or
                 // `-t`).
@@ -133,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_removed_addresses() {
+    fn finds_the_added_and_removed_addresses() {
         let v6: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
         let mut all = msg(
             RTM_DELADDR,
@@ -143,9 +157,8 @@ mod tests {
                 (IFA_LOCAL, &[198, 18, 1, 100]),
             ],
         );
-        // A new address is no loss.
         all.extend(msg(
-            20,
+            RTM_NEWADDR,
             libc::AF_INET as u8,
             &[(IFA_LOCAL, &[198, 18, 1, 7])],
         ));
@@ -154,11 +167,18 @@ mod tests {
             libc::AF_INET6 as u8,
             &[(IFA_ADDRESS, &v6.octets())],
         ));
+        // Neither: a link message.
+        all.extend(msg(16, libc::AF_INET as u8, &[(IFA_LOCAL, &[1, 1, 1, 1])]));
         let mut got = Vec::new();
-        removed(&all, |a| got.push(a));
+        changes(&all, |c| got.push(c));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
             got,
-            ["198.18.1.100".parse::<IpAddr>().unwrap(), IpAddr::V6(v6)]
+            [
+                Change::Removed(ip("198.18.1.100")),
+                Change::Added(ip("198.18.1.7")),
+                Change::Removed(IpAddr::V6(v6))
+            ]
         );
         // Damaged: a length past the end, an attribute longer than its
         // message; nothing, and no panic.
@@ -168,7 +188,7 @@ mod tests {
             &[(IFA_LOCAL, &[1, 2, 3, 4])],
         );
         bad[0] = 200;
-        removed(&bad, |a| panic!("{a}"));
+        changes(&bad, |c| panic!("{c:?}"));
         let mut bad = msg(
             RTM_DELADDR,
             libc::AF_INET as u8,
@@ -177,6 +197,6 @@ mod tests {
         let n = bad.len();
         bad[NLMSG_HDRLEN + IFADDRMSG_LEN] = 40;
         bad.truncate(n);
-        removed(&bad, |a| panic!("{a}"));
+        changes(&bad, |c| panic!("{c:?}"));
     }
 }

@@ -65,6 +65,9 @@ pub struct Config {
     pub advertised: Option<IpAddr>,
     /// `-E`: the proxy ports to pick from.
     pub ports: Range,
+    /// `-H local,peer`: (Linux) the sync link of an HA pair, our
+    /// address and the peer's, both at the listen port.
+    pub ha_sync: Option<(IpAddr, IpAddr)>,
 }
 
 /// `-l`: the log's destination.
@@ -108,6 +111,7 @@ impl Default for Config {
             log_to: None,
             advertised: None,
             ports: Range::default(),
+            ha_sync: None,
         }
     }
 }
@@ -138,6 +142,7 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
                  [-M maxperclient] [-m maxsessions] [-n name] [-o interface]
                  [-P port] [-p port] [-q queue] [-R address] [-s socket]
                  [-T tag] [-t timeout] [-u user]
+                 [-H local,peer]
        ftp-proxy -S [-j] [name | socket ...]
 
   -6              IPv6 mode: only EPSV and EPRT are allowed
@@ -152,8 +157,12 @@ usage: ftp-proxy [-6Adrv] [-a sourceaddr] [-b address] [-c dir] [-D level]
                   of the router forwards
   -e address      with -R: the address passive (227) replies name, where a
                   NAT in front of the router publishes it (double NAT)
+  -H local,peer   (Linux) HA pair: copy the sessions to the peer proxy at
+                  address peer, port -p, and take over the peer's when
+                  its VIPs (-b, -a) come here; needs -b and -a
   -i interface    (Linux) redirect tcp/21 arriving on this interface to the
-                  proxy; may be given up to 8 times
+                  proxy (to -b, or with -b 0.0.0.0 to the interface's
+                  first address); may be given up to 8 times
   -l log          where log lines go: stderr, syslog (/dev/log, facility
                   daemon, each line at its own priority, tagged
                   ftp-proxy/NAME) or the path of a syslog socket
@@ -330,8 +339,8 @@ impl Config {
         }
         o.optflagmulti("v", "", "verbose");
         for f in [
-            "a", "b", "c", "D", "E", "e", "l", "M", "m", "n", "P", "p", "q", "R", "s", "T", "t",
-            "u",
+            "a", "b", "c", "D", "E", "e", "H", "l", "M", "m", "n", "P", "p", "q", "R", "s", "T",
+            "t", "u",
         ] {
             o.optopt(f, "", "", "");
         }
@@ -368,6 +377,12 @@ impl Config {
         }
         if let Some(s) = m.opt_str("E") {
             c.ports = port_range(&s)?;
+        }
+        if let Some(s) = m.opt_str("H") {
+            let Some((local, peer)) = s.split_once(',') else {
+                return bad(format!("-H {s}: local,peer (two addresses)"));
+            };
+            c.ha_sync = Some((address("H", local)?, address("H", peer)?));
         }
         if let Some(s) = m.opt_str("D") {
             c.debug_level = number("D", &s, 0, 7)? as u8;
@@ -487,11 +502,49 @@ impl Config {
         if !self.egress.is_empty() && self.reverse_addr.is_some() {
             return bad("-o and -R exclude each other: -R names the one server".into());
         }
+        if let Some((local, peer)) = self.ha_sync {
+            self.check_ha(filter, local, peer)?;
+        }
         if !self.intercept.is_empty() && self.listen_addr.is_loopback() {
             return bad(format!(
-                "-i needs a non-loopback -b: redirected connections arrive on the \
-                 interface's own address, not on {}",
+                "-i needs a non-loopback -b: redirected connections arrive at -b \
+                 (or, with -b 0.0.0.0, at the interface's first address), not at {}",
                 self.listen_addr
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `-H`: what session failover needs of the other options.
+    fn check_ha(&self, filter: Filter, local: IpAddr, peer: IpAddr) -> Result<(), ConfigError> {
+        let h = format!("-H {local},{peer}");
+        if filter != Filter::Nft {
+            return bad(format!("{h}: session failover is Linux-only (TCP_REPAIR)"));
+        }
+        let unicast = |a: IpAddr| !(a.is_unspecified() || a.is_multicast() || a.is_loopback());
+        if local == peer || !unicast(local) || !unicast(peer) || local.is_ipv4() != peer.is_ipv4() {
+            return bad(format!(
+                "{h}: two different unicast addresses of one family, ours and the peer's on the sync link"
+            ));
+        }
+        // The two ends of a session must be on addresses the peer takes
+        // over: the VIPs.
+        if self.listen_addr.is_unspecified() || self.listen_addr.is_loopback() {
+            return bad(format!(
+                "{h} needs -b <the LAN VIP>: the peer rebuilds the sessions on the address they arrived at"
+            ));
+        }
+        if self.source_addr.is_none() {
+            return bad(format!(
+                "{h} needs -a <the WAN VIP>: the peer rebuilds the connections to the servers from it"
+            ));
+        }
+        // The sync link listens at -p after the privileges are dropped.
+        if self.listen_port < 1024 {
+            return bad(format!(
+                "{h}: the sync link listens at -p, which must be 1024 or above"
             ));
         }
         Ok(())

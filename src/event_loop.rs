@@ -24,6 +24,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
+mod ha;
+#[cfg(target_os = "linux")]
 mod handover;
 
 const LISTENER: Token = Token(0);
@@ -37,6 +39,14 @@ const ADDRS: Token = Token(usize::MAX - 18);
 /// The output of a handover's probe.
 #[cfg(target_os = "linux")]
 const PROBE: Token = Token(usize::MAX - 17);
+/// The HA sync link (Linux, `-H`): its listener, our connection to the
+/// peer, the peer's to us.
+#[cfg(target_os = "linux")]
+const HA_TOKENS: [Token; 3] = [
+    Token(usize::MAX - 19),
+    Token(usize::MAX - 20),
+    Token(usize::MAX - 21),
+];
 /// Sessions use tokens from here: client 2+2i, server 3+2i.
 const FIRST: usize = 2;
 /// How long a server may take to accept the control connection, and then
@@ -112,6 +122,11 @@ pub struct Proxy {
     #[cfg(target_os = "linux")]
     addr_watch: Option<crate::addr_watch::AddrWatch>,
     addrs_due: bool,
+    /// Session failover (`-H`).
+    #[cfg(target_os = "linux")]
+    ha: Option<crate::ha::Ha>,
+    /// The peer's connection has frames waiting.
+    ha_due: bool,
     /// Privileges were dropped into a chroot: a fresh start in place
     /// cannot work (a clean restart then exits for the service manager).
     pub confined: bool,
@@ -182,6 +197,21 @@ impl Proxy {
             }
         };
         #[cfg(target_os = "linux")]
+        let ha = match cfg.ha_sync {
+            Some((local, peer)) => {
+                let link = crate::ha::link::Link::open(
+                    local,
+                    peer,
+                    cfg.listen_port,
+                    poll.registry(),
+                    HA_TOKENS,
+                )
+                .map_err(|e| io::Error::new(e.kind(), format!("HA sync link on {local}: {e}")))?;
+                Some(crate::ha::Ha::new(link, n, Instant::now())?)
+            }
+            None => None,
+        };
+        #[cfg(target_os = "linux")]
         if let Some(ct) = &observers.conntrack {
             poll.registry()
                 .register(&mut SourceFd(&ct.raw_fd()), CONNTRACK, Interest::READABLE)?;
@@ -216,6 +246,9 @@ impl Proxy {
             #[cfg(target_os = "linux")]
             addr_watch,
             addrs_due: false,
+            #[cfg(target_os = "linux")]
+            ha,
+            ha_due: false,
             confined: false,
         })
     }
@@ -229,11 +262,19 @@ impl Proxy {
         loop {
             // Work left over from the last turn: look for events without
             // waiting, then serve it again.
-            let idle =
-                self.ready.is_empty() && self.listening != Listening::More && !self.addrs_due;
+            let idle = self.ready.is_empty()
+                && self.listening != Listening::More
+                && !self.addrs_due
+                && !self.ha_due;
             let wait = match idle && !self.status_due && !self.conntrack_due {
                 true => next_tick.saturating_duration_since(Instant::now()),
                 false => Duration::ZERO,
+            };
+            // Sessions to take over wait for their conntrack commit.
+            #[cfg(target_os = "linux")]
+            let wait = match self.ha.as_ref().is_some_and(|h| h.standby.any_wanted()) {
+                true => wait.min(crate::ha::COMMIT_POLL),
+                false => wait,
             };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -267,6 +308,8 @@ impl Proxy {
                     #[cfg(target_os = "linux")]
                     ADDRS => self.addrs_due = true,
                     #[cfg(target_os = "linux")]
+                    token if HA_TOKENS.contains(&token) => self.ha_event(token),
+                    #[cfg(target_os = "linux")]
                     PROBE => {
                         if let Some(ending) = self.upgrade_progress(Instant::now()) {
                             self.shutdown();
@@ -291,9 +334,19 @@ impl Proxy {
             }
             #[cfg(target_os = "linux")]
             if self.addrs_due {
-                self.addresses_lost();
+                self.addresses_changed();
+            }
+            #[cfg(target_os = "linux")]
+            if self.ha_due {
+                self.ha_read();
+            }
+            #[cfg(target_os = "linux")]
+            if self.ha.as_ref().is_some_and(|h| h.standby.any_wanted()) {
+                self.ha_take_over(Instant::now());
             }
             self.serve_ready();
+            #[cfg(target_os = "linux")]
+            self.ha_flush();
             if self.status_due {
                 self.serve_status();
             }
@@ -328,6 +381,10 @@ impl Proxy {
         for k in 0..n {
             let i = self.ready[k];
             self.queued[i] = false;
+            #[cfg(target_os = "linux")]
+            if let Some(ha) = self.ha.as_mut() {
+                ha.touch(i);
+            }
             if self.pump(i) == Turn::More {
                 self.mark_ready(i);
             }
@@ -403,26 +460,60 @@ impl Proxy {
     }
 
     /// Addresses removed from the router: every session on one ends now,
-    /// its client told why.
+    /// its client told why (or, when the HA peer takes it over, without a
+    /// word). Addresses added: the HA peer's sessions on them come here.
     #[cfg(target_os = "linux")]
-    fn addresses_lost(&mut self) {
+    fn addresses_changed(&mut self) {
+        use crate::addr_watch::Change;
         let Some(w) = self.addr_watch.as_mut() else {
             self.addrs_due = false;
             return;
         };
-        let mut gone: heapless::Vec<std::net::IpAddr, 16> = heapless::Vec::new();
+        let mut changes: heapless::Vec<Change, 16> = heapless::Vec::new();
         // More than fit in one turn wait for the next.
-        self.addrs_due = w.read(|a| {
-            if !gone.contains(&a) {
-                let _ = gone.push(a);
+        self.addrs_due = w.read(|c| {
+            if !changes.contains(&c) {
+                let _ = changes.push(c);
             }
-        }) || gone.is_full();
-        for a in gone {
+        }) || changes.is_full();
+        let now = Instant::now();
+        for c in changes {
+            let a = match c {
+                Change::Added(a) => {
+                    self.ha_address_added(a, now);
+                    continue;
+                }
+                Change::Removed(a) => a,
+            };
             for i in 0..self.sessions.capacity() {
                 if self.sessions.get(i).is_some_and(|s| s.runs_on(a)) {
-                    self.end(i, End::AddressGone(a));
+                    let why = match self.ha_hands_over(i) {
+                        true => End::HandedToPeer(a),
+                        false => End::AddressGone(a),
+                    };
+                    self.end(i, why);
                 }
             }
+        }
+    }
+
+    /// An event of the HA sync link.
+    #[cfg(target_os = "linux")]
+    fn ha_event(&mut self, token: Token) {
+        let Some(ha) = self.ha.as_mut() else { return };
+        match token {
+            t if t == HA_TOKENS[0] => {
+                if ha.link.accept(self.poll.registry()) {
+                    // The peer's copies start again from its Reset.
+                    self.ha_due = true;
+                }
+            }
+            t if t == HA_TOKENS[1] => {
+                if ha.link.on_out_event() {
+                    ha.resync = true;
+                }
+            }
+            _ => self.ha_due = true,
         }
     }
 
@@ -650,6 +741,14 @@ impl Proxy {
         // duplicates a session's descriptors, so no deregister is needed.
         if let Some(mut s) = self.sessions.remove(i) {
             s.close(&mut self.filter, &why);
+            #[cfg(target_os = "linux")]
+            if let Some(ha) = self.ha.as_mut() {
+                match why {
+                    // The peer's copy is the session now: it must stay.
+                    End::HandedToPeer(_) => ha.copies[i] = crate::ha::Copied::No,
+                    _ => ha.ended(i, s.id),
+                }
+            }
         }
     }
 
@@ -664,6 +763,10 @@ impl Proxy {
             // Records whose counters never came; logged on the next read.
             ct.expire(now);
             self.conntrack_due = true;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(ha) = self.ha.as_mut() {
+            ha.link.tick(now, self.poll.registry());
         }
         if self.ticks % CHECK_TABLE_TICKS == 0 {
             if let Err(e) = self.filter.ensure() {
@@ -708,6 +811,10 @@ impl Proxy {
         for i in 0..self.sessions.capacity() {
             self.end(i, End::Shutdown);
         }
+        // The peer drops its copies of them (as far as the link takes
+        // the Ends now).
+        #[cfg(target_os = "linux")]
+        self.ha_flush();
         match self.filter.close() {
             Ok(()) => {
                 log::info!(target: "notice", "removed table inet {}", self.filter.backend.table())

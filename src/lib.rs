@@ -13,6 +13,8 @@ pub mod daemon;
 pub mod event_loop;
 pub mod filter;
 pub mod ftp;
+#[cfg(target_os = "linux")]
+pub mod ha;
 pub mod handover;
 pub mod intercept;
 pub mod log;

@@ -121,6 +121,10 @@ pub enum End {
     /// The router lost an address the session runs on (an HA failover
     /// moved a VIP to the peer).
     AddressGone(IpAddr),
+    /// As `AddressGone`, and the HA peer holds a current copy of the
+    /// session (`-H`): it takes the session over, so this end goes
+    /// without a word (no 421, no FIN, no reset).
+    HandedToPeer(IpAddr),
 }
 
 impl fmt::Display for End {
@@ -136,6 +140,10 @@ impl fmt::Display for End {
             End::GreetingTimeout => f.write_str("server did not finish its greeting"),
             End::Shutdown => f.write_str("proxy shutting down"),
             End::AddressGone(a) => write!(f, "address {a} was removed from this router"),
+            End::HandedToPeer(a) => write!(
+                f,
+                "address {a} was removed from this router: the HA peer takes the session over"
+            ),
         }
     }
 }
@@ -847,6 +855,12 @@ impl Session {
                 log::error!("#{} removing mapping: {e}", self.id);
             }
         }
+        #[cfg(target_os = "linux")]
+        if let End::HandedToPeer(_) = why {
+            // Closed in repair mode: the connections live on at the peer.
+            crate::ha::repair::freeze(&self.client);
+            crate::ha::repair::freeze(&self.server);
+        }
         // Tell the client why, unless that would land inside a line the
         // client is still receiving.
         if let Some(text) = why.farewell() {
@@ -854,8 +868,10 @@ impl Session {
                 let _ = self.client.write(text);
             }
         }
-        let _ = self.client.shutdown(Shutdown::Both);
-        let _ = self.server.shutdown(Shutdown::Both);
+        if !matches!(why, End::HandedToPeer(_)) {
+            let _ = self.client.shutdown(Shutdown::Both);
+            let _ = self.server.shutdown(Shutdown::Both);
+        }
         let level = match why {
             End::ClientClosed | End::ServerClosed | End::Shutdown => log::Level::Info,
             _ => log::Level::Warn,

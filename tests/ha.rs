@@ -92,15 +92,23 @@ impl Pair {
         }
     }
 
-    /// Each router's own ftp-proxy: listening on its own LAN address (the
-    /// redirect's), connecting from the WAN VIP (IP_FREEBIND on B).
-    fn start_proxies(&mut self) {
-        for (r, own) in [('a', "198.18.1.11"), ('b', "198.18.1.12")] {
+    /// Each router's own ftp-proxy, connecting from the WAN VIP
+    /// (IP_FREEBIND on B). Without `sync`: listening on its own LAN
+    /// address (the redirect's). With it: both on the LAN VIP, each
+    /// copying its sessions to the other over the sync link (`-H`).
+    fn start_proxies(&mut self, sync: bool) {
+        for (r, own, link) in [
+            ('a', "198.18.1.11", "198.18.9.1,198.18.9.2"),
+            ('b', "198.18.1.12", "198.18.9.2,198.18.9.1"),
+        ] {
             let log = self.dir.join(format!("proxy-{r}.log"));
             let iface = format!("fp{}{r}lan", self.name);
+            let listen = if sync { "198.18.1.1" } else { own };
+            let ha: &[&str] = if sync { &["-H", link] } else { &[] };
             let mut child = Command::new("ip")
                 .args(["netns", "exec", &self.ns(r), PROXY, "-d", "-D", "7"])
-                .args(["-b", own, "-i", &iface, "-a", "198.19.2.1"])
+                .args(["-b", listen, "-i", &iface, "-a", "198.19.2.1"])
+                .args(ha)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).expect("log"))
@@ -165,7 +173,7 @@ fn retr_active(counter: Arc<AtomicUsize>) -> Vec<u8> {
 
 fn failover_mid_download(active: bool) {
     let mut pair = Pair::new();
-    pair.start_proxies();
+    pair.start_proxies(false);
     let got = Arc::new(AtomicUsize::new(0));
     let counter = got.clone();
     let reader = in_ns(&pair.ns('c'), move || match active {
@@ -224,4 +232,163 @@ fn failover_keeps_an_active_download() {
         return;
     }
     failover_mid_download(true);
+}
+
+/// What the client saw of a download across the failover, on one
+/// control connection: the data, the replies to RETR, and to a NOOP
+/// after it.
+struct Seen {
+    data: Vec<u8>,
+    retr: [String; 2],
+    noop: String,
+}
+
+/// A download whose control connection stays open across the failover.
+fn retr_on_one_session(active: bool, counter: Arc<AtomicUsize>) -> Seen {
+    let mut c = greeted_at(SERVER4, 21);
+    assert!(c.cmd("USER anonymous").starts_with("230"));
+    assert!(c.cmd("TYPE I").starts_with("200"));
+    let mut all = Vec::with_capacity(SIZE);
+    let mut buf = [0u8; 65536];
+    let mut d = match active {
+        true => {
+            let l = std::net::TcpListener::bind("198.18.1.2:0").expect("listen");
+            let p = l.local_addr().expect("addr").port();
+            let port = format!("PORT 198,18,1,2,{},{}", p >> 8, p & 0xff);
+            assert!(c.cmd(&port).starts_with("200"));
+            c.send(b"RETR big.bin\r\n");
+            l.accept().expect("the server's connection").0
+        }
+        false => {
+            let d = connect(SERVER4, port_229(&c.cmd("EPSV")));
+            c.send(b"RETR big.bin\r\n");
+            d.s
+        }
+    };
+    d.set_read_timeout(Some(QUIET)).expect("timeout");
+    loop {
+        match d.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                all.extend_from_slice(&buf[..n]);
+                counter.store(all.len(), Ordering::Relaxed);
+            }
+            Err(e) => panic!("data connection: {e} after {} bytes", all.len()),
+        }
+    }
+    c.s.set_read_timeout(Some(QUIET)).expect("timeout");
+    let retr = [c.reply(), c.reply()];
+    let noop = c.cmd("NOOP");
+    let _ = c.cmd("QUIT");
+    Seen {
+        data: all,
+        retr,
+        noop,
+    }
+}
+
+/// With `-H`, the control session goes on through B as well: the 226
+/// comes on the same control connection, and B answers the next command.
+fn failover_keeps_the_session(active: bool) {
+    let mut pair = Pair::new();
+    pair.start_proxies(true);
+    let got = Arc::new(AtomicUsize::new(0));
+    let counter = got.clone();
+    let reader = in_ns(&pair.ns('c'), move || retr_on_one_session(active, counter));
+    let t = Instant::now();
+    while got.load(Ordering::Relaxed) < 1_000_000 {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the download did not start: {}",
+            pair.log('a')
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sh(HA_SH, &["fail", &pair.name]);
+    let failed = Instant::now();
+    let seen = reader.join().expect("the session across the failover");
+    eprintln!(
+        "session served through B; download ended {:?} after the failure",
+        failed.elapsed()
+    );
+    assert_eq!(seen.data.len(), SIZE, "short download");
+    let path = pair.dir.join("got.bin");
+    std::fs::write(&path, &seen.data).expect("write");
+    assert_eq!(sha256(&path), sha256(&pair.dir.join("root/big.bin")));
+    assert!(seen.retr[0].starts_with("150"), "{:?}", seen.retr);
+    assert!(seen.retr[1].starts_with("226"), "{:?}", seen.retr);
+    assert!(seen.noop.starts_with("200"), "{}", seen.noop);
+    let b = pair.log('b');
+    let took = b
+        .lines()
+        .find(|l| l.contains("took over the HA peer's session"));
+    eprintln!("B: {}", took.unwrap_or_else(|| panic!("no takeover: {b}")));
+    let a = pair.log('a');
+    assert!(a.contains("the HA peer takes the session over"), "{a}");
+    assert!(!a.contains("421"), "{a}");
+}
+
+#[test]
+fn failover_keeps_a_passive_session() {
+    if !prerequisites("failover_keeps_a_passive_session") {
+        return;
+    }
+    failover_keeps_the_session(false);
+}
+
+#[test]
+fn failover_keeps_an_active_session() {
+    if !prerequisites("failover_keeps_an_active_session") {
+        return;
+    }
+    failover_keeps_the_session(true);
+}
+
+/// curl, as the independent lab ran it: without `-H` it had the whole
+/// file and then a reset control connection (exit 56); with it, exit 0.
+#[test]
+fn failover_keeps_a_curl_download() {
+    if !prerequisites("failover_keeps_a_curl_download") {
+        return;
+    }
+    let mut pair = Pair::new();
+    pair.start_proxies(true);
+    let got = pair.dir.join("curl.bin");
+    let dst = got.display().to_string();
+    let ns = pair.ns('c');
+    let curl = std::thread::spawn(move || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "curl",
+                "-sS",
+                "--max-time",
+                "90",
+                "-o",
+                &dst,
+            ])
+            .arg(format!("ftp://{SERVER4}/big.bin"))
+            .output()
+            .expect("curl")
+    });
+    let t = Instant::now();
+    while std::fs::metadata(&got).map_or(0, |m| m.len()) < 1_000_000 {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the download did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sh(HA_SH, &["fail", &pair.name]);
+    let o = curl.join().expect("curl thread");
+    assert!(
+        o.status.success(),
+        "curl: {}\n{}",
+        output_text(&o),
+        pair.log('b')
+    );
+    assert_eq!(sha256(&got), sha256(&pair.dir.join("root/big.bin")));
+    assert!(pair.log('b').contains("took over the HA peer's session"));
 }

@@ -245,6 +245,7 @@ fn every_option_maps_to_its_flag() {
                \toption listen_addr '198.18.0.1'\n\
                \toption listen_port '2121'\n\
                \toption source_addr '198.19.0.1'\n\
+               \toption ha_sync '198.18.9.1,198.18.9.2'\n\
                \toption max_sessions '500'\n\
                \toption max_per_client '8'\n\
                \toption timeout '600'\n\
@@ -258,8 +259,12 @@ fn every_option_maps_to_its_flag() {
     let (cmd, cfg) = commands(&r.run("start_service")).remove(0);
     assert_eq!(
         cmd,
-        "-d -l syslog -n main -i br-lan -i br-guest -o eth1 -b 198.18.0.1 -p 2121 -a 198.19.0.1 -m 500 \
-         -M 8 -t 600 -A -r -T 42 -q 1:10 -D 6 -v -v"
+        "-d -l syslog -n main -i br-lan -i br-guest -o eth1 -b 198.18.0.1 -p 2121 -a 198.19.0.1 \
+         -H 198.18.9.1,198.18.9.2 -m 500 -M 8 -t 600 -A -r -T 42 -q 1:10 -D 6 -v -v"
+    );
+    assert_eq!(
+        cfg.ha_sync,
+        Some(("198.18.9.1".parse().unwrap(), "198.18.9.2".parse().unwrap()))
     );
     assert_eq!(cfg.max_sessions, 500);
     assert_eq!(cfg.max_per_client, 8);
@@ -463,6 +468,7 @@ fn luci_view_writes_only_options_the_init_script_reads() {
         "listen_addr",
         "listen_port",
         "source_addr",
+        "ha_sync",
         "max_sessions",
         "max_per_client",
         "timeout",
@@ -660,6 +666,7 @@ fn hostile_uci_values_start_nothing_and_reach_nothing() {
         "verbose",
         "network_ITEM1",
         "outbound_ITEM1",
+        "ha_sync",
     ];
     let mut cases = 0;
     for option in options {
@@ -699,6 +706,13 @@ fn hostile_uci_values_start_nothing_and_reach_nothing() {
         ("source_addr", "::1"),
         ("reverse_addr", "localhost"),
         ("network_ITEM1", "lan-x"),
+        // One address, the same twice, three, of the other family, and
+        // (no listen_addr in the section) without the VIPs it needs.
+        ("ha_sync", "198.18.9.1"),
+        ("ha_sync", "198.18.9.1,198.18.9.1"),
+        ("ha_sync", "198.18.9.1,198.18.9.2,198.18.9.3"),
+        ("ha_sync", "2001:db8::1,2001:db8::2"),
+        ("ha_sync", "198.18.9.1,198.18.9.2"),
         // Without reverse_addr, or of the other family.
         ("advertised_addr", "198.18.9.9"),
         ("advertised_addr", "2001:db8::9"),
@@ -750,7 +764,7 @@ fn hostile_uci_values_start_nothing_and_reach_nothing() {
         ),
         "{calls:?}"
     );
-    assert_eq!(cases, 16 * HOSTILE.len() + 33);
+    assert_eq!(cases, 17 * HOSTILE.len() + 38);
 }
 
 /// What passes is what the daemon takes: the checks are no stricter than

@@ -11,6 +11,7 @@ pub const IPCTNL_MSG_CT_DELETE: u16 = 2;
 pub const NLM_F_CREATE: u16 = 0x400;
 
 pub const CTA_TUPLE_ORIG: u16 = 1;
+pub const CTA_TUPLE_REPLY: u16 = 2;
 pub const CTA_PROTOINFO: u16 = 4;
 pub const CTA_MARK: u16 = 8;
 pub const CTA_COUNTERS_ORIG: u16 = 9;

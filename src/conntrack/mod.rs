@@ -17,7 +17,8 @@ pub mod bpf;
 pub mod event;
 
 use crate::filter::nft::msg::MsgBuf;
-use crate::filter::nft::socket::{self, cvt, SOL_NETLINK};
+use crate::filter::nft::msg::NLMSG_ERROR;
+use crate::filter::nft::socket::{self, cvt, NlSocket, SOL_NETLINK};
 use crate::status::render::Records;
 use event::{Event, Kind, Tuple};
 use std::io;
@@ -296,43 +297,9 @@ impl Conntrack {
     /// IPCTNL_MSG_CT_GET for the connection of `t`: the answer is an
     /// update with the counters, read like the events.
     fn ask(&mut self, t: &Tuple) -> io::Result<()> {
-        use event::*;
         self.seq = self.seq.wrapping_add(1);
         let m = &mut self.tx;
-        m.clear();
-        let family = if t.src.is_ipv4() {
-            libc::AF_INET
-        } else {
-            libc::AF_INET6
-        } as u8;
-        m.begin_msg(
-            (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
-            0,
-            self.seq,
-            family,
-            0,
-        );
-        m.nest_begin(CTA_TUPLE_ORIG);
-        m.nest_begin(CTA_TUPLE_IP);
-        match (t.src, t.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                m.attr(CTA_IP_V4_SRC, &s.octets());
-                m.attr(CTA_IP_V4_DST, &d.octets());
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                m.attr(CTA_IP_V6_SRC, &s.octets());
-                m.attr(CTA_IP_V6_DST, &d.octets());
-            }
-            _ => return Err(io::ErrorKind::InvalidInput.into()),
-        }
-        m.nest_end();
-        m.nest_begin(CTA_TUPLE_PROTO);
-        m.attr(CTA_PROTO_NUM, &[6]);
-        m.attr(CTA_PROTO_SRC_PORT, &t.sport.to_be_bytes());
-        m.attr(CTA_PROTO_DST_PORT, &t.dport.to_be_bytes());
-        m.nest_end();
-        m.nest_end();
-        m.end_msg();
+        get_request(m, self.seq, event::CTA_TUPLE_ORIG, t)?;
         let b = m
             .bytes()
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
@@ -349,6 +316,65 @@ impl Conntrack {
             0.. => Ok(()),
             _ => Err(io::Error::last_os_error()),
         }
+    }
+}
+
+/// An IPCTNL_MSG_CT_GET in `m` for the connection whose tuple `nest`
+/// (CTA_TUPLE_ORIG or CTA_TUPLE_REPLY) is `t`.
+fn get_request(m: &mut MsgBuf, seq: u32, nest: u16, t: &Tuple) -> io::Result<()> {
+    use event::*;
+    m.clear();
+    let family = if t.src.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    } as u8;
+    m.begin_msg(
+        (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
+        0,
+        seq,
+        family,
+        0,
+    );
+    m.nest_begin(nest);
+    m.nest_begin(CTA_TUPLE_IP);
+    match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            m.attr(CTA_IP_V4_SRC, &s.octets());
+            m.attr(CTA_IP_V4_DST, &d.octets());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            m.attr(CTA_IP_V6_SRC, &s.octets());
+            m.attr(CTA_IP_V6_DST, &d.octets());
+        }
+        _ => return Err(io::ErrorKind::InvalidInput.into()),
+    }
+    m.nest_end();
+    m.nest_begin(CTA_TUPLE_PROTO);
+    m.attr(CTA_PROTO_NUM, &[6]);
+    m.attr(CTA_PROTO_SRC_PORT, &t.sport.to_be_bytes());
+    m.attr(CTA_PROTO_DST_PORT, &t.dport.to_be_bytes());
+    m.nest_end();
+    m.nest_end();
+    m.end_msg();
+    Ok(())
+}
+
+/// Whether the kernel tracks a connection whose reply direction is
+/// `reply` (an HA takeover waits for conntrackd's commit of it). One
+/// request, answered at once.
+pub fn tracks_reply(sock: &mut NlSocket, seq: u32, reply: &Tuple) -> io::Result<bool> {
+    let mut m = MsgBuf::default();
+    get_request(&mut m, seq, event::CTA_TUPLE_REPLY, reply)?;
+    let b = m
+        .bytes()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    let answer = sock.request(b, seq)?;
+    match socket::Acks::new(answer).find(|&(s, _, _)| s == seq) {
+        Some((_, NLMSG_ERROR, 0)) | None => Ok(true),
+        Some((_, NLMSG_ERROR, libc::ENOENT)) => Ok(false),
+        Some((_, NLMSG_ERROR, errno)) => Err(io::Error::from_raw_os_error(errno)),
+        Some(_) => Ok(true),
     }
 }
 

@@ -161,6 +161,18 @@ pub fn nat(m: &mut MsgBuf, kind: u32, family: u8, addr_reg: u32, proto_reg: Opti
     });
 }
 
+/// `[ nat KIND FAMILY addr_min reg A proto_min reg P flags 0x2 ]`: to
+/// one address and port, as nft writes `dnat ip to ADDR:PORT`.
+pub fn nat_to(m: &mut MsgBuf, kind: u32, family: u8, addr_reg: u32, proto_reg: u32) {
+    expr(m, "nat", |m| {
+        m.attr_be32(1, kind); // NFTA_NAT_TYPE
+        m.attr_be32(2, u32::from(family)); // NFTA_NAT_FAMILY
+        m.attr_be32(3, addr_reg); // NFTA_NAT_REG_ADDR_MIN
+        m.attr_be32(5, proto_reg); // NFTA_NAT_REG_PROTO_MIN
+        m.attr_be32(7, NF_NAT_RANGE_PROTO_SPECIFIED); // NFTA_NAT_FLAGS
+    });
+}
+
 /// `[ immediate reg DREG DATA ]`
 pub fn immediate(m: &mut MsgBuf, dreg: u32, data: &[u8]) {
     expr(m, "immediate", |m| {

@@ -271,6 +271,7 @@ fn intercept_rules() {
         iface: "eth0",
         not_local: false,
         out: None,
+        to: None,
     };
     let got = ours(|m| objects::intercept_rule(m, 1, T, "prerouting", &plain, Family::V4, 8021));
     assert_eq!(got, golden(include_str!("../../../tests/golden/redir.hex")));
@@ -288,6 +289,30 @@ fn intercept_rules() {
     let swapped = replace_leaf(&mut want, &local.to_le_bytes(), &local.to_ne_bytes());
     assert_eq!(swapped, 1);
     assert_eq!(got, want);
+}
+
+#[test]
+fn intercept_to_the_listen_address() {
+    let to = |a: &str| Intercept {
+        iface: "eth0",
+        not_local: false,
+        out: None,
+        to: Some(ip(a)),
+    };
+    let got = ours(|m| {
+        objects::intercept_rule(m, 1, T, "prerouting", &to("198.18.1.1"), Family::V4, 8021)
+    });
+    assert_eq!(
+        got,
+        golden(include_str!("../../../tests/golden/dnatto.hex"))
+    );
+    let got = ours(|m| {
+        objects::intercept_rule(m, 1, T, "prerouting", &to("2001:db8::1"), Family::V6, 8021)
+    });
+    assert_eq!(
+        got,
+        golden(include_str!("../../../tests/golden/dnatto6.hex"))
+    );
 }
 
 #[test]

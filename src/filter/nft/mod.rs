@@ -378,6 +378,7 @@ impl Nft {
         let fwd = cfg.tag.filter(|_| cfg.queue.is_some() || cfg.verbose > 1);
         let (queue, log_all) = (cfg.queue, cfg.verbose > 1);
         let (intercept, outs) = (cfg.intercept.clone(), cfg.egress.clone());
+        let to_addr = Some(cfg.listen_addr).filter(|a| !a.is_unspecified());
         let rule = |chain, set, set_id, kind, value, key, marks| NatRule {
             chain,
             fam,
@@ -405,6 +406,7 @@ impl Nft {
                     iface: ifc,
                     not_local,
                     out: None,
+                    to: to_addr,
                 };
                 if outs.is_empty() {
                     objects::intercept_rule(m, seq(), t, PRE, &i, fam, listen_port);

@@ -295,10 +295,14 @@ pub struct Intercept<'a> {
     pub not_local: bool,
     /// Only traffic that would be routed out of this interface.
     pub out: Option<&'a str>,
+    /// The listen address (`-b`), when it is one: the redirect goes
+    /// there rather than to the interface's first address, so a VIP
+    /// (an HA pair's) or any other address of the router can be it.
+    pub to: Option<std::net::IpAddr>,
 }
 
 /// `iifname IFACE [fib daddr type != local] [fib daddr oifname OUT]
-/// meta nfproto F tcp dport 21 redirect to :PORT`
+/// meta nfproto F tcp dport 21 (redirect to :PORT | dnat to ADDR:PORT)`
 pub fn intercept_rule(
     m: &mut MsgBuf,
     seq: u32,
@@ -322,8 +326,20 @@ pub fn intercept_rule(
     match_tcp(m, fam);
     payload(m, BASE_TRANSPORT, 2, 2, REG_1);
     cmp_eq(m, REG_1, &21u16.to_be_bytes());
-    immediate(m, REG_1, &port.to_be_bytes());
-    redir(m, REG_1);
+    match i.to {
+        Some(addr) => {
+            match addr {
+                std::net::IpAddr::V4(a) => immediate(m, REG_1, &a.octets()),
+                std::net::IpAddr::V6(a) => immediate(m, REG_1, &a.octets()),
+            }
+            immediate(m, REG_2, &port.to_be_bytes());
+            nat_to(m, NAT_DNAT, fam.nfproto(), REG_1, REG_2);
+        }
+        None => {
+            immediate(m, REG_1, &port.to_be_bytes());
+            redir(m, REG_1);
+        }
+    }
     rule_end(m);
 }
 

@@ -121,6 +121,19 @@ return view.extend({
 			_('Source address of control connections to servers (-a).'));
 		o.datatype = 'ipaddr';
 
+		o = s.taboption('advanced', form.Value, 'ha_sync', _('HA session failover'),
+			_('For a keepalived pair: this router\'s and the peer\'s address on the sync link, as LOCAL,PEER (-H). Needs the LAN VIP as listen address and the WAN VIP as source address.'));
+		o.placeholder = '198.18.9.1,198.18.9.2';
+		o.validate = function(section_id, value) {
+			if (value == null || value === '')
+				return true;
+			var p = value.split(','),
+			    addr = function(a) { return /^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(a) || /^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$/.test(a); };
+			if (p.length != 2 || p[0] === p[1] || !addr(p[0]) || !addr(p[1]))
+				return _('Two different numeric addresses, LOCAL,PEER');
+			return true;
+		};
+
 		o = s.taboption('advanced', form.Flag, 'port20', _('Active data from port 20'), _('-r'));
 
 		o = s.taboption('advanced', form.Value, 'tag', _('Conntrack mark'),
