@@ -73,6 +73,9 @@ pub struct Link {
     inbound: Option<TcpStream>,
     rx: Box<[u8]>,
     rx_len: usize,
+    /// The peer could not be reached since the link was last up (said
+    /// once, not every retry).
+    unreachable_said: bool,
 }
 
 impl Link {
@@ -102,6 +105,7 @@ impl Link {
             inbound: None,
             rx: vec![0; HEAD + FRAME_MAX].into_boxed_slice(),
             rx_len: 0,
+            unreachable_said: false,
         })
     }
 
@@ -116,6 +120,9 @@ impl Link {
     fn down(&mut self, why: &dyn std::fmt::Display) {
         if matches!(self.out, Out::Up(_)) {
             log::warn!("HA sync to {}: {why}: the peer's copies of our sessions are stale until it is back", self.peer);
+        } else if !self.unreachable_said {
+            self.unreachable_said = true;
+            log::warn!("HA sync to {}: cannot reach the peer's proxy: {why} (trying every second; until then a failover ends our sessions)", self.peer);
         }
         self.out = Out::Down {
             retry: Instant::now() + RETRY,
@@ -161,6 +168,7 @@ impl Link {
                     };
                     let _ = s.set_nodelay(true);
                     log::info!(target: "notice", "HA sync to {}: up, copying every session", self.peer);
+                    self.unreachable_said = false;
                     self.out = Out::Up(s);
                     true
                 }
