@@ -119,6 +119,21 @@ impl Pair {
         }
     }
 
+    /// Fails router A once `received()` (the client's bytes so far) is
+    /// past a megabyte.
+    fn fail_a_megabyte_in(&self, received: impl Fn() -> u64) {
+        let t = Instant::now();
+        while received() < 1_000_000 {
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "the download did not start: {}",
+                self.log('a')
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sh(HA_SH, &["fail", &self.name]);
+    }
+
     fn log(&self, r: char) -> String {
         std::fs::read_to_string(self.dir.join(format!("proxy-{r}.log"))).unwrap_or_default()
     }
@@ -180,15 +195,7 @@ fn failover_mid_download(active: bool) {
         true => retr_active(counter),
         false => retr_counting_within("big.bin", SIZE, counter, QUIET),
     });
-    let t = Instant::now();
-    while got.load(Ordering::Relaxed) < 1_000_000 {
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "the download did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    sh(HA_SH, &["fail", &pair.name]);
+    pair.fail_a_megabyte_in(|| got.load(Ordering::Relaxed) as u64);
     let at_fail = got.load(Ordering::Relaxed);
     // How long the data stood still across the failover, for the log.
     let failed = Instant::now();
@@ -295,16 +302,7 @@ fn failover_keeps_the_session(active: bool) {
     let got = Arc::new(AtomicUsize::new(0));
     let counter = got.clone();
     let reader = in_ns(&pair.ns('c'), move || retr_on_one_session(active, counter));
-    let t = Instant::now();
-    while got.load(Ordering::Relaxed) < 1_000_000 {
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "the download did not start: {}",
-            pair.log('a')
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    sh(HA_SH, &["fail", &pair.name]);
+    pair.fail_a_megabyte_in(|| got.load(Ordering::Relaxed) as u64);
     let failed = Instant::now();
     let seen = reader.join().expect("the session across the failover");
     eprintln!(
@@ -373,15 +371,7 @@ fn failover_keeps_a_curl_download() {
             .output()
             .expect("curl")
     });
-    let t = Instant::now();
-    while std::fs::metadata(&got).map_or(0, |m| m.len()) < 1_000_000 {
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "the download did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    sh(HA_SH, &["fail", &pair.name]);
+    pair.fail_a_megabyte_in(|| std::fs::metadata(&got).map_or(0, |m| m.len()));
     let o = curl.join().expect("curl thread");
     assert!(
         o.status.success(),

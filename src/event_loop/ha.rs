@@ -115,8 +115,8 @@ impl Proxy {
                     }
                 }
                 Kind::End => {
-                    if let Some(id) = body.get(..8).and_then(|b| b.try_into().ok()) {
-                        standby.remove(u64::from_le_bytes(id));
+                    if let Some(id) = crate::ha::standby::id_of(body) {
+                        standby.remove(id);
                     }
                 }
             }
@@ -226,7 +226,6 @@ impl Proxy {
             return Err(Refused::Failed("no free session slot", None));
         };
         if let Some(ha) = self.ha.as_mut() {
-            ha.taken_over += 1;
             ha.touch(i);
         }
         if let Err(e) = self.register(i) {

@@ -58,8 +58,6 @@ pub struct Ha {
     /// Conntrack lookups: has conntrackd committed a connection?
     pub conntrack: crate::filter::nft::socket::NlSocket,
     pub seq: u32,
-    /// Sessions taken over from the peer, since start.
-    pub taken_over: u64,
 }
 
 impl Ha {
@@ -75,16 +73,18 @@ impl Ha {
             resync: true,
             conntrack,
             seq: 0,
-            taken_over: 0,
         })
     }
 
-    /// Session `slot` (id `id`) ended: its copy goes.
+    /// Session `slot` (id `id`) ended: its copy goes, if the peer has
+    /// one.
     pub fn ended(&mut self, slot: usize, id: u64) {
-        if let Some(c) = self.copies.get_mut(slot) {
-            *c = Copied::No;
-        }
-        if self.ended.push_back(id).is_err() {
+        let Some(c) = self.copies.get_mut(slot) else {
+            return;
+        };
+        let had = *c != Copied::No;
+        *c = Copied::No;
+        if had && self.ended.push_back(id).is_err() {
             self.resync = true;
         }
     }

@@ -28,6 +28,11 @@ impl Copy {
     }
 }
 
+/// The session id a Session or End frame's body starts with.
+pub fn id_of(body: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(body.get(..8)?.try_into().ok()?))
+}
+
 pub struct Standby {
     slots: Vec<Copy>,
     /// A copy found no free slot (logged once per link).
@@ -63,15 +68,9 @@ impl Standby {
 
     /// Stores a Session frame's body (its id first). False: no room.
     pub fn put(&mut self, body: &[u8], now: Instant) -> bool {
-        let Some(id) = body
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-        else {
+        let Some(id) = id_of(body).filter(|&id| id != 0) else {
             return true;
         };
-        if id == 0 {
-            return true;
-        }
         let k = match self.slots.iter().position(|c| c.id == id) {
             Some(k) => k,
             None => match self.slots.iter().position(|c| c.id == 0) {

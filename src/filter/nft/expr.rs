@@ -149,8 +149,17 @@ pub fn lookup(m: &mut MsgBuf, set: &str, set_id: u32, sreg: u32, dreg: u32) {
     });
 }
 
-/// `[ nat KIND FAMILY addr_min reg A (proto_min reg P) ]`
-pub fn nat(m: &mut MsgBuf, kind: u32, family: u8, addr_reg: u32, proto_reg: Option<u32>) {
+/// `[ nat KIND FAMILY addr_min reg A (proto_min reg P) (flags F) ]`.
+/// nft sends the flags (`NF_NAT_RANGE_PROTO_SPECIFIED`) for a literal
+/// `dnat to ADDR:PORT`, none for a map's address and port.
+pub fn nat(
+    m: &mut MsgBuf,
+    kind: u32,
+    family: u8,
+    addr_reg: u32,
+    proto_reg: Option<u32>,
+    flags: Option<u32>,
+) {
     expr(m, "nat", |m| {
         m.attr_be32(1, kind); // NFTA_NAT_TYPE
         m.attr_be32(2, u32::from(family)); // NFTA_NAT_FAMILY
@@ -158,18 +167,9 @@ pub fn nat(m: &mut MsgBuf, kind: u32, family: u8, addr_reg: u32, proto_reg: Opti
         if let Some(p) = proto_reg {
             m.attr_be32(5, p); // NFTA_NAT_REG_PROTO_MIN
         }
-    });
-}
-
-/// `[ nat KIND FAMILY addr_min reg A proto_min reg P flags 0x2 ]`: to
-/// one address and port, as nft writes `dnat ip to ADDR:PORT`.
-pub fn nat_to(m: &mut MsgBuf, kind: u32, family: u8, addr_reg: u32, proto_reg: u32) {
-    expr(m, "nat", |m| {
-        m.attr_be32(1, kind); // NFTA_NAT_TYPE
-        m.attr_be32(2, u32::from(family)); // NFTA_NAT_FAMILY
-        m.attr_be32(3, addr_reg); // NFTA_NAT_REG_ADDR_MIN
-        m.attr_be32(5, proto_reg); // NFTA_NAT_REG_PROTO_MIN
-        m.attr_be32(7, NF_NAT_RANGE_PROTO_SPECIFIED); // NFTA_NAT_FLAGS
+        if let Some(f) = flags {
+            m.attr_be32(7, f); // NFTA_NAT_FLAGS
+        }
     });
 }
 

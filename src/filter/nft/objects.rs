@@ -333,7 +333,8 @@ pub fn intercept_rule(
                 std::net::IpAddr::V6(a) => immediate(m, REG_1, &a.octets()),
             }
             immediate(m, REG_2, &port.to_be_bytes());
-            nat_to(m, NAT_DNAT, fam.nfproto(), REG_1, REG_2);
+            let flags = Some(NF_NAT_RANGE_PROTO_SPECIFIED);
+            nat(m, NAT_DNAT, fam.nfproto(), REG_1, Some(REG_2), flags);
         }
         None => {
             immediate(m, REG_1, &port.to_be_bytes());
@@ -392,7 +393,7 @@ pub fn nat_rule(m: &mut MsgBuf, seq: u32, table: &str, r: &NatRule) {
         expr::log(m, "ftp-proxy data: ");
     }
     let proto = (r.value == Value::AddrPort).then_some(port);
-    nat(m, r.kind, r.fam.nfproto(), addr, proto);
+    nat(m, r.kind, r.fam.nfproto(), addr, proto, None);
     rule_end(m);
 }
 
