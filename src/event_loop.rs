@@ -29,9 +29,6 @@ mod ha;
 mod handover;
 
 const LISTENER: Token = Token(0);
-/// Conntrack events (Linux), apart from sessions and the status tokens.
-#[cfg(target_os = "linux")]
-const CONNTRACK: Token = Token(usize::MAX - 16);
 const SIGNALS: Token = Token(1);
 /// Addresses the router loses (Linux).
 #[cfg(target_os = "linux")]
@@ -111,7 +108,8 @@ pub struct Proxy {
     status_due: bool,
     #[cfg(target_os = "linux")]
     conntrack: Option<crate::conntrack::Conntrack>,
-    /// Conntrack messages are waiting.
+    /// Conntrack messages may be waiting: the last read stopped at its
+    /// bound, or a tick asks for one.
     conntrack_due: bool,
     /// How to run the binary again, for a handover.
     #[cfg(target_os = "linux")]
@@ -211,11 +209,10 @@ impl Proxy {
             }
             None => None,
         };
-        #[cfg(target_os = "linux")]
-        if let Some(ct) = &observers.conntrack {
-            poll.registry()
-                .register(&mut SourceFd(&ct.raw_fd()), CONNTRACK, Interest::READABLE)?;
-        }
+        // The conntrack socket is not in the poll set: a data connection's
+        // events would each wake the loop (the first packet's in the middle
+        // of an active-mode PORT exchange), and nothing in them is urgent.
+        // They are read when sessions are served and on the tick.
         Ok(Proxy {
             sessions: Slab::with_capacity(n),
             // A turn's entries stay until it ends while sessions whose
@@ -291,14 +288,6 @@ impl Proxy {
                         self.status_due = true;
                     }
                     token if status::query_of(token).is_some() => self.status_due = true,
-                    #[cfg(target_os = "linux")]
-                    CONNTRACK => {
-                        // Before sessions are served: a new connection is
-                        // matched to the mapping it used before a next
-                        // PASV/PORT could replace it.
-                        self.conntrack_due = true;
-                        self.read_conntrack();
-                    }
                     SIGNALS => {
                         if let Some(ending) = self.signals() {
                             self.shutdown();
@@ -328,8 +317,11 @@ impl Proxy {
             if self.listening == Listening::More {
                 self.accept();
             }
+            // Before sessions are served: a new connection is matched to
+            // the mapping it used before a next PASV/PORT could replace it
+            // (its event is queued before its first packet leaves).
             #[cfg(target_os = "linux")]
-            if self.conntrack_due {
+            if self.conntrack_due || (!self.ready.is_empty() && self.conntrack_expected()) {
                 self.read_conntrack();
             }
             #[cfg(target_os = "linux")]
@@ -424,6 +416,15 @@ impl Proxy {
         stop
     }
 
+    /// Whether conntrack may have something for the proxy: a mapping is
+    /// pending (its connection's first event) or a transfer is tracked.
+    #[cfg(target_os = "linux")]
+    fn conntrack_expected(&self) -> bool {
+        self.conntrack
+            .as_ref()
+            .is_some_and(|ct| self.filter.held() > 0 || ct.tracking() > 0)
+    }
+
     /// One turn's conntrack messages: new data connections matched to
     /// their sessions, finished ones logged and counted.
     #[cfg(target_os = "linux")]
@@ -434,16 +435,15 @@ impl Proxy {
             return;
         };
         let now = Instant::now();
-        let sessions = &self.sessions;
+        let (sessions, filter) = (&self.sessions, &self.filter);
         let owner_of = |t: &crate::conntrack::event::Tuple| {
-            sessions.indices().find_map(|i| {
-                let s = sessions.get(i)?;
-                let m = s.pending?.map;
-                (m.src == t.src && m.dst == t.dst && m.dport == t.dport).then_some(Owner {
-                    slot: i,
-                    session: s.id,
-                    passive: s.mode == Some(crate::session::DataMode::Passive),
-                })
+            let i = filter.holder(t.src, t.dst, t.dport)?;
+            let s = sessions.get(i)?;
+            let m = s.pending?.map;
+            (m.src == t.src && m.dst == t.dst && m.dport == t.dport).then_some(Owner {
+                slot: i,
+                session: s.id,
+                passive: s.mode == Some(crate::session::DataMode::Passive),
             })
         };
         self.conntrack_due = ct.read(now, &owner_of);
@@ -723,6 +723,7 @@ impl Proxy {
         let mut cx = Ctx {
             cfg: &self.cfg,
             filter: &mut self.filter,
+            slot: i,
             now,
             second: now.saturating_duration_since(self.started).as_secs(),
             totals: &mut self.totals,

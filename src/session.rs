@@ -152,6 +152,8 @@ impl fmt::Display for End {
 pub struct Ctx<'a> {
     pub cfg: &'a Config,
     pub filter: &'a mut Mappings,
+    /// The session's slot: the holder of the mappings it installs.
+    pub slot: usize,
     pub now: Instant,
     /// Whole seconds since start, for log budgets.
     pub second: u64,
@@ -774,7 +776,7 @@ impl Session {
                 }
             };
             let m = make(pp);
-            match cx.filter.install(old.as_ref(), &m) {
+            match cx.filter.install(old.as_ref(), &m, cx.slot) {
                 Ok(Installed::Done) => {
                     self.pending = Some(Pending {
                         map: m,

@@ -15,6 +15,7 @@
 
 pub mod bpf;
 pub mod event;
+mod transfers;
 
 use crate::filter::nft::msg::MsgBuf;
 use crate::filter::nft::msg::NLMSG_ERROR;
@@ -25,6 +26,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+use transfers::Transfers;
 
 const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
 const NFNLGRP_CONNTRACK_NEW: u32 = 1;
@@ -37,10 +39,9 @@ const ANSWER_TIME: Duration = Duration::from_secs(5);
 /// The kernel's receive queue for events: room for bursts.
 const RCVBUF: libc::c_int = 256 * 1024;
 
-/// A data connection under way.
+/// A data connection under way (its conntrack id is its key).
 #[derive(Clone, Copy, Debug)]
 struct Transfer {
-    id: u32,
     tuple: Tuple,
     owner: Owner,
     started: Instant,
@@ -76,7 +77,7 @@ pub struct Conntrack {
     fd: OwnedFd,
     rx: Box<[u8]>,
     tx: Box<MsgBuf>,
-    transfers: Vec<Option<Transfer>>,
+    transfers: Transfers<Transfer>,
     pub records: Records,
     seq: u32,
     /// Transfers not tracked for want of room, events the kernel dropped.
@@ -151,7 +152,7 @@ impl Conntrack {
             // Events and answers are a few hundred bytes each.
             rx: vec![0u8; 8192].into_boxed_slice(),
             tx: Box::default(),
-            transfers: vec![None; n],
+            transfers: Transfers::with_capacity(n),
             records,
             seq: 0,
             untracked: 0,
@@ -209,19 +210,12 @@ impl Conntrack {
     }
 
     fn on_event(&mut self, e: Event, now: Instant, owner_of: &dyn Fn(&Tuple) -> Option<Owner>) {
-        let known = self
-            .transfers
-            .iter()
-            .position(|t| t.is_some_and(|t| t.id == e.id && t.tuple == e.tuple));
-        let Some(k) = known else {
+        let Some(t) = self.transfers.get_mut(e.id).filter(|t| t.tuple == e.tuple) else {
             if e.kind == Kind::New {
                 if let Some(owner) = owner_of(&e.tuple) {
                     self.track(e, owner, now);
                 }
             }
-            return;
-        };
-        let Some(t) = self.transfers[k].as_mut() else {
             return;
         };
         let over = matches!(e.tcp_state, Some(event::TCP_TIME_WAIT | event::TCP_CLOSE));
@@ -248,7 +242,7 @@ impl Conntrack {
             _ => None,
         };
         if let Some(bytes) = finish {
-            if let Some(t) = self.transfers[k].take() {
+            if let Some(t) = self.transfers.remove(e.id) {
                 // Room was checked before the read.
                 let _ = self.done.push_back(record(&t, bytes, now));
             }
@@ -256,39 +250,52 @@ impl Conntrack {
     }
 
     fn track(&mut self, e: Event, owner: Owner, now: Instant) {
-        if !self.transfers.iter().any(Option::is_none) {
+        if self.transfers.is_full() {
             // Full: the oldest gives way (its end was lost, or it is one
-            // of very many at once), counted.
-            let oldest =
-                (0..self.transfers.len()).min_by_key(|&k| self.transfers[k].map(|t| t.started));
-            if let Some(k) = oldest {
-                self.transfers[k] = None;
+            // of very many at once), counted. Rare, so a walk is fine.
+            let oldest = self
+                .transfers
+                .iter()
+                .min_by_key(|(_, t)| t.started)
+                .map(|(id, _)| id);
+            if let Some(id) = oldest {
+                self.transfers.remove(id);
                 self.untracked += 1;
             }
         }
-        let Some(slot) = self.transfers.iter_mut().find(|t| t.is_none()) else {
-            return;
-        };
-        *slot = Some(Transfer {
-            id: e.id,
-            tuple: e.tuple,
-            owner,
-            started: now,
-            asked: None,
-            ended: None,
-        });
+        self.transfers.insert(
+            e.id,
+            Transfer {
+                tuple: e.tuple,
+                owner,
+                started: now,
+                asked: None,
+                ended: None,
+            },
+        );
+    }
+
+    /// Data connections being followed now.
+    pub fn tracking(&self) -> usize {
+        self.transfers.len()
     }
 
     /// Once a second: a transfer whose counters were asked for and never
     /// came (the answer was lost) is recorded without them.
     pub fn expire(&mut self, now: Instant) {
-        for k in 0..self.transfers.len() {
-            let Some(t) = self.transfers[k] else { continue };
-            if t.asked
+        let mut late = heapless::Vec::<u32, DONE>::new();
+        let room = DONE - self.done.len();
+        let overdue = |t: &Transfer| {
+            t.asked
                 .is_some_and(|a| now.saturating_duration_since(a) >= ANSWER_TIME)
-                && self.done.len() < DONE
-            {
-                self.transfers[k] = None;
+        };
+        for (id, _) in self.transfers.iter().filter(|(_, t)| overdue(t)) {
+            if late.len() == room || late.push(id).is_err() {
+                break;
+            }
+        }
+        for id in late {
+            if let Some(t) = self.transfers.remove(id) {
                 let _ = self.done.push_back(record(&t, None, now));
             }
         }

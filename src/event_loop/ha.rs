@@ -200,9 +200,9 @@ impl Proxy {
         let client = rebuilt(&client_end).map_err(failed("client side:"))?;
         let server = rebuilt(&server_end).map_err(failed("server side:"))?;
         let mut s = Session::load(&mut r, client, server, received).ok_or_else(damaged)?;
-        if self.sessions.is_full() {
+        let Some(slot) = self.sessions.vacant() else {
             return Err(Refused::Failed("no free session slot", None));
-        }
+        };
         crate::net::set_client_options(&s.client, client_end.peer);
         let _ = s.server.set_nodelay(true);
         let _ = crate::net::set_keepalive(&s.server);
@@ -211,7 +211,7 @@ impl Proxy {
         self.next_id += 1;
         s.id = self.next_id;
         if let Some(p) = s.pending {
-            match self.filter.install(None, &p.map) {
+            match self.filter.install(None, &p.map, slot) {
                 Ok(Installed::Done) => {}
                 Ok(Installed::PortInUse) => s.pending = None,
                 Err(e) => {

@@ -292,12 +292,13 @@ impl Proxy {
     }
 
     fn adopt_session(&mut self, s: Session) -> io::Result<()> {
-        if let Some(p) = &s.pending {
-            self.filter.hold(&p.map);
-        }
+        let pending = s.pending.map(|p| p.map);
         let Some(i) = self.sessions.insert_with(|_| s) else {
             return Err(io::Error::other("more sessions than -m"));
         };
+        if let Some(m) = &pending {
+            self.filter.hold(m, i);
+        }
         self.register(i)?;
         // Registration reports what is there already; a turn finds out
         // what is not.

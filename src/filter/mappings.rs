@@ -38,8 +38,10 @@ pub struct Mappings<B = Backend> {
     /// that key: another session must not have been given the key in
     /// between (in active mode the key has no client in it), or that
     /// removal would take its pending mapping. Two sessions with one key
-    /// would also race for one connection.
-    held: Box<heapless::FnvIndexSet<Key, HELD_CAP>>,
+    /// would also race for one connection. Each key names its holder's
+    /// session slot: a new data connection's conntrack event finds its
+    /// session here, without a walk over the sessions.
+    held: Box<heapless::FnvIndexMap<Key, usize, HELD_CAP>>,
 }
 
 impl<B: DataPath> Mappings<B> {
@@ -62,15 +64,16 @@ impl<B: DataPath> Mappings<B> {
     /// replaces, is the session's own). Cheap: asked for each port tried.
     pub fn taken(&self, old: Option<&DataMap>, new: &DataMap) -> bool {
         let key = Key::of(new);
-        self.held.contains(&key) && old.map(Key::of) != Some(key)
+        self.held.contains_key(&key) && old.map(Key::of) != Some(key)
     }
 
-    /// Installs `new` in place of `old` (one kernel transaction), unless
-    /// another session holds its key.
+    /// Installs `new` in place of `old` (one kernel transaction) for the
+    /// session in slot `holder`, unless another session holds its key.
     pub fn install(
         &mut self,
         old: Option<&DataMap>,
         new: &DataMap,
+        holder: usize,
     ) -> Result<Installed, FilterError> {
         if self.taken(old, new) {
             return Ok(Installed::PortInUse);
@@ -81,7 +84,7 @@ impl<B: DataPath> Mappings<B> {
                 self.held.remove(&Key::of(o));
             }
             // Cannot be full: each session holds one mapping at most.
-            let _ = self.held.insert(Key::of(new));
+            let _ = self.held.insert(Key::of(new), holder);
         }
         self.count(r)
     }
@@ -113,13 +116,107 @@ impl<B: DataPath> Mappings<B> {
         self.count(r)
     }
 
-    /// A session handed over holds `d` (its mapping is in the kernel).
-    pub fn hold(&mut self, d: &DataMap) {
-        let _ = self.held.insert(Key::of(d));
+    /// The session in slot `holder`, handed over, holds `d` (its mapping
+    /// is in the kernel).
+    pub fn hold(&mut self, d: &DataMap, holder: usize) {
+        let _ = self.held.insert(Key::of(d), holder);
+    }
+
+    /// The slot of the session that holds the mapping keyed by a first
+    /// packet from `src` to `dst` port `dport`.
+    pub fn holder(
+        &self,
+        src: std::net::IpAddr,
+        dst: std::net::IpAddr,
+        dport: u16,
+    ) -> Option<usize> {
+        self.held.get(&Key { src, dst, dport }).copied()
     }
 
     /// Mappings sessions hold now.
     pub fn held(&self) -> usize {
         self.held.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::OneShot;
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
+
+    /// A kernel that takes every request.
+    struct Takes;
+
+    impl DataPath for Takes {
+        fn install(&mut self, _: Option<&DataMap>, _: &DataMap) -> Result<Installed, FilterError> {
+            Ok(Installed::Done)
+        }
+        fn remove(&mut self, _: &DataMap) -> Result<(), FilterError> {
+            Ok(())
+        }
+        fn refresh_every(&self) -> Option<Duration> {
+            None
+        }
+        fn refresh(&mut self, _: &DataMap) -> Result<bool, FilterError> {
+            Ok(true)
+        }
+        fn ensure(&mut self) -> Result<bool, FilterError> {
+            Ok(false)
+        }
+        fn close(&mut self) -> Result<(), FilterError> {
+            Ok(())
+        }
+        fn table(&self) -> &str {
+            "test"
+        }
+        fn owned(&self) -> bool {
+            true
+        }
+        fn one_shot(&self) -> OneShot {
+            OneShot::Kernel
+        }
+        fn original_dst(&mut self, _: SocketAddr, _: SocketAddr) -> Option<SocketAddr> {
+            None
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn passive(port: u16) -> DataMap {
+        let (c, s, p) = (ip("198.18.1.2"), ip("198.19.2.2"), ip("198.19.2.1"));
+        DataMap::passive(c, s, port, s, 30000, p, 1)
+    }
+
+    #[test]
+    fn each_key_names_its_holder_until_replaced_or_removed() {
+        let mut m = Mappings::new(Takes);
+        let (a, b) = (passive(50000), passive(50001));
+        assert!(matches!(m.install(None, &a, 7), Ok(Installed::Done)));
+        assert!(
+            matches!(m.install(None, &a, 8), Ok(Installed::PortInUse)),
+            "held by slot 7"
+        );
+        assert_eq!(m.holder(a.src, a.dst, a.dport), Some(7));
+        assert_eq!(m.holder(a.src, a.dst, 50001), None);
+        assert_eq!(
+            m.holder(a.dst, a.src, a.dport),
+            None,
+            "the key has a direction"
+        );
+        // Replaced in one transaction: the old key is free, the new held.
+        assert!(matches!(m.install(Some(&a), &b, 7), Ok(Installed::Done)));
+        assert_eq!(m.holder(a.src, a.dst, a.dport), None);
+        assert_eq!(m.holder(b.src, b.dst, b.dport), Some(7));
+        assert!(matches!(m.install(None, &a, 9), Ok(Installed::Done)));
+        assert_eq!(m.holder(a.src, a.dst, a.dport), Some(9));
+        assert_eq!(m.held(), 2);
+        m.remove(&b).unwrap();
+        assert_eq!(m.holder(b.src, b.dst, b.dport), None);
+        m.hold(&b, 3);
+        assert_eq!(m.holder(b.src, b.dst, b.dport), Some(3));
     }
 }
