@@ -11,7 +11,9 @@ ROW: cmd      sequential TYPE I round trips on one session (a command
      port     PORT + LIST on one session; value: per s
 Rates run S seconds (default 2) or exactly N operations. With --cpu-pid,
 each row also reports the CPU the process (and its reaped children) spent
-per operation, in µs. Prints one JSON object: {row: {value, ops, cpu_us}}.
+per operation, in µs, and how often it went to sleep and was woken
+(voluntary context switches of its main thread) per operation. Prints one
+JSON object: {row: {value, ops, cpu_us, wakeups}}.
 Every listing must have the server's files in it.
 """
 import json
@@ -32,6 +34,18 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     # utime stime cutime cstime (fields 14-17 of proc(5))
     return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def wakeups(pid):
+    """Voluntary context switches: each is a sleep in epoll_wait (or a
+    blocking call) that something had to wake."""
+    if pid is None:
+        return None
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return None
 
 
 class Budget:
@@ -112,14 +126,16 @@ def main(argv):
             rows.append(a)
     out = {}
     for r in rows:
-        c0 = cpu_seconds(pid)
+        c0, w0 = cpu_seconds(pid), wakeups(pid)
         try:
             value, ops = ROWS[r](host, port, Budget(secs, count))
         except (Exception, SystemExit) as e:  # noqa: BLE001 - reported
             out[r] = {"error": repr(e)}
             continue
         cpu = None if pid is None else (cpu_seconds(pid) - c0) / ops * 1e6
-        out[r] = {"value": value, "ops": ops, "cpu_us": cpu}
+        w1 = wakeups(pid)
+        wake = None if w0 is None or w1 is None else (w1 - w0) / ops
+        out[r] = {"value": value, "ops": ops, "cpu_us": cpu, "wakeups": wake}
     print(json.dumps(out))
 
 

@@ -8,7 +8,8 @@
 #   relay      bench/relay.c: accept, original destination, connect, copy:
 #              the floor for any user-space control proxy (control rows only)
 #   ftp-proxy  this proxy (data NATed by the kernel)
-# relay and ftp-proxy sit behind the same nft redirect of tcp/21.
+# relay and ftp-proxy sit behind the same nft redirect of tcp/21; ftp-proxy
+# runs only in its own turns (bench/contenders.sh says why).
 #
 # 1. Bulk: 1 GiB passive download and active upload against vsftpd, best of
 #    3, each contender once (kernel speed; stable from run to run).
@@ -54,72 +55,17 @@ C=fp-$name-c R=fp-$name-r S=fp-$name-s
 CIF=fp$name-rc SIF=fp$name-rs
 bulk_tsv=$dir/bulk.tsv ctl_tsv=$dir/control.tsv sys_tsv=$dir/syscalls.tsv
 : > "$bulk_tsv"; : > "$ctl_tsv"; : > "$sys_tsv"
-cleanup() {
-    [ -n "${pid_ftp_proxy:-}" ] && kill "$pid_ftp_proxy" 2>/dev/null
-    pkill -f "$dir/" 2>/dev/null || true
-    $lab down "$name" >/dev/null 2>&1 || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
 # The raw numbers of the last run stay here (for a closer look).
 raw=/tmp/fp-bench-last
 rm -rf "$raw"
 
-wait_port() { # netns port
-    for _ in $(seq 100); do
-        ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on port $2 in $1" >&2
-    exit 1
-}
+. bench/contenders.sh
 
-$lab up "$name" >/dev/null
-# Thousands of data connections a second, each leaving a TIME_WAIT socket
-# for 60 s, mostly on the server (it closes first): they would use up the
-# server's ephemeral ports for passive listeners within a round, and every
-# later contender would pay for the search (measured: 2,000 → 250 listings
-# per second). Fewer TIME_WAIT buckets and a wider port range keep each
-# round as fast as the first.
-for x in "$C" "$R" "$S"; do
-    ip netns exec "$x" sysctl -qw net.ipv4.tcp_max_tw_buckets=2048 \
-        net.ipv4.ip_local_port_range="1024 65535"
-done
+bench_lab_up
 $lab server "$name" vsftpd "$dir" >/dev/null
 truncate -s "$SIZE" "$dir/root/big.bin"
 for i in $(seq 20); do : > "$dir/root/file$i.txt"; done
-gcc -O2 -o "$dir/relay" bench/relay.c
 
-# ---- the contenders: each is switched on for its turn and off after ----
-on_direct() { ip -n "$S" route add 198.18.1.0/24 via 198.19.2.1; }
-off_direct() { ip -n "$S" route del 198.18.1.0/24 via 198.19.2.1; }
-# Masquerade towards the server, the FTP helper assigned explicitly (it
-# rewrites PORT and opens the expected connections).
-on_helper() {
-    ip netns exec "$R" nft -f - <<EOF
-table inet fpbench {
-	ct helper ftp-std { type "ftp" protocol tcp; }
-	chain pre { type filter hook prerouting priority filter; iifname "$CIF" tcp dport 21 ct helper set "ftp-std"; }
-	chain prenat { type nat hook prerouting priority dstnat; }
-	chain post { type nat hook postrouting priority srcnat; oifname "$SIF" masquerade; }
-}
-EOF
-}
-off_helper() { ip netns exec "$R" nft delete table inet fpbench; }
-# The same redirect for the relay and ftp-proxy: tcp/21 from the client
-# side to a local port.
-redirect() {
-    ip netns exec "$R" nft -f - <<EOF
-table ip fpbench_rdr {
-	chain pre { type nat hook prerouting priority dstnat; iifname "$CIF" tcp dport 21 redirect to :$1; }
-}
-EOF
-}
-unredirect() { ip netns exec "$R" nft delete table ip fpbench_rdr; }
-on_relay() { redirect 2100; }
-off_relay() { unredirect; }
-on_ftp-proxy() { redirect 8021; }
-off_ftp-proxy() { unredirect; }
 on_mod_proxy() { :; }
 off_mod_proxy() { :; }
 addr_of() { # where the client connects
@@ -161,15 +107,8 @@ ssl=$(ldconfig -p | awk '/libssl\.so\.3 / && !found {print $NF; found = 1}')
 ip netns exec "$R" env LD_PRELOAD="$ssl" proftpd -n -q -c "$dir/mod_proxy.conf" \
     2>"$dir/mod_proxy.err" &
 wait_port "$R" 21
-ip netns exec "$R" "$dir/relay" 198.18.1.1 2100 &
-wait_port "$R" 2100
-# ftp-proxy without -i: the redirect above is the admin's (ftp-proxy(8)'s
-# rdr-to); -m/-M 500 so the session rows never meet a limit.
-ip netns exec "$R" "$BIN" -d -D 4 -b 198.18.1.1 -m 500 -M 500 2>"$dir/ftp-proxy.log" &
-wait_port "$R" 8021
+start_relay
 pid_mod_proxy=$(cat "$dir/mod_proxy.pid")
-pid_relay=$(pgrep -n -f "$dir/relay 198.18.1.1")
-pid_ftp_proxy=$(pgrep -n -f "$BIN -d -D 4 -b 198.18.1.1")
 pid_of() {
     case $1 in
     mod_proxy) echo "$pid_mod_proxy" ;; relay) echo "$pid_relay" ;;
@@ -195,27 +134,29 @@ for _ in $(seq 50); do ip netns exec "$S" ss -Hltn 'sport = :21' | grep -q . || 
 ip netns exec "$S" "$PY" bench/pyftpd.py 198.19.2.2 21 "$dir/root" 2>"$dir/pyftpd.log" &
 wait_port "$S" 21
 contenders=(direct helper mod_proxy relay ftp-proxy)
+ticks0=$(cpu_ticks)
 for round in $(seq "$ROUNDS"); do
     for m in "${contenders[@]}"; do
         echo "== round $round/$ROUNDS: $m" >&2
         rows="cmd session pasv port"
         [ "$m" = relay ] && rows="cmd session"  # it relays no data connection
-        pid=$(pid_of "$m")
         "on_$m"
+        pid=$(pid_of "$m")
         # shellcheck disable=SC2086 # rows are words
         ip netns exec "$C" timeout 120 python3 bench/control.py "$(addr_of "$m")" 21 \
             ${pid:+--cpu-pid $pid} $rows | sed "s/^/$m\t$round\t/" >> "$ctl_tsv"
         "off_$m"
     done
 done
+steal=$(steal_share "$ticks0")
 
 # ---- 3. syscalls per operation ----
 for m in mod_proxy relay ftp-proxy; do
-    pid=$(pid_of "$m")
     for row in cmd session pasv port; do
         [ "$m" = relay ] && [ "$row" != cmd ] && [ "$row" != session ] && continue
         echo "== syscalls: $m $row" >&2
         "on_$m"
+        pid=$(pid_of "$m")
         out=$dir/strace-$m-$row.txt
         strace -c -f -q -o "$out" -p "$pid" &
         tracer=$!
@@ -225,6 +166,8 @@ for m in mod_proxy relay ftp-proxy; do
         ip netns exec "$C" timeout 120 python3 bench/control.py "$(addr_of "$m")" 21 \
             --count "$n" "$row" >/dev/null
         kill -INT "$tracer"; wait "$tracer" || true
+        # The proxy's memory after its last row (sessions ended, -m 500).
+        [ "$m" = ftp-proxy ] && rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
         "off_$m"
         # The 'total' line: calls, errors.
         awk -v m="$m" -v r="$row" -v n="$n" '
@@ -240,7 +183,6 @@ detail=$(for row in cmd session pasv port; do
             s = s sprintf(" %s %.1f", name, calls / n); if (errs > 0) s = s sprintf(" (%.1f failed)", errs / n) }
         END { print r ":" s }' "$dir/strace-ftp-proxy-$row.txt"
 done)
-rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$pid_ftp_proxy/status")
 
 # ---- 4. ftp-proxy alone ----
 ipc=- allocs=- load=-
@@ -281,7 +223,7 @@ date=$(date -u +%Y-%m-%d)
 mkdir -p bench/results
 out=bench/results/$date-$host.md
 python3 bench/report.py "$bulk_tsv" "$ctl_tsv" "$sys_tsv" "$detail" "$rss0" "$ipc" \
-    "$allocs" "$load" "$date" "$host" "$(nproc)" "$ROUNDS" > "$out"
+    "$allocs" "$load" "$date" "$host" "$(nproc)" "$ROUNDS" "$steal" > "$out"
 cat "$out"
 echo
 echo "saved: $out"
