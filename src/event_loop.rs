@@ -50,6 +50,12 @@ const FIRST: usize = 2;
 /// to finish its greeting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
+/// While a data connection is followed, conntrack is read at least this
+/// often even when no session has anything to do: its socket is not in
+/// the poll set, and other connections' events that pass the filter
+/// (without `-T`) must not fill the socket and crowd out its end.
+#[cfg(target_os = "linux")]
+const CONNTRACK_EVERY: Duration = Duration::from_millis(250);
 /// Every this many ticks, check that the kernel table is still there.
 const CHECK_TABLE_TICKS: u32 = 5;
 /// Connections accepted in one turn; more wait for the next turn, so a
@@ -273,6 +279,11 @@ impl Proxy {
                 true => wait.min(crate::ha::COMMIT_POLL),
                 false => wait,
             };
+            #[cfg(target_os = "linux")]
+            let wait = match self.conntrack.as_ref().is_some_and(|ct| ct.tracking() > 0) {
+                true => wait.min(CONNTRACK_EVERY),
+                false => wait,
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -321,7 +332,7 @@ impl Proxy {
             // the mapping it used before a next PASV/PORT could replace it
             // (its event is queued before its first packet leaves).
             #[cfg(target_os = "linux")]
-            if self.conntrack_due || (!self.ready.is_empty() && self.conntrack_expected()) {
+            if self.conntrack_due || self.conntrack_wanted() {
                 self.read_conntrack();
             }
             #[cfg(target_os = "linux")]
@@ -416,13 +427,15 @@ impl Proxy {
         stop
     }
 
-    /// Whether conntrack may have something for the proxy: a mapping is
-    /// pending (its connection's first event) or a transfer is tracked.
+    /// Whether to read conntrack in this turn: on every turn while a data
+    /// connection is followed (turns are at most `CONNTRACK_EVERY` apart
+    /// then), and on turns that serve sessions while a mapping is pending
+    /// (its connection's first event may be there).
     #[cfg(target_os = "linux")]
-    fn conntrack_expected(&self) -> bool {
-        self.conntrack
-            .as_ref()
-            .is_some_and(|ct| self.filter.held() > 0 || ct.tracking() > 0)
+    fn conntrack_wanted(&self) -> bool {
+        self.conntrack.as_ref().is_some_and(|ct| {
+            ct.tracking() > 0 || (!self.ready.is_empty() && self.filter.held() > 0)
+        })
     }
 
     /// One turn's conntrack messages: new data connections matched to
