@@ -863,17 +863,8 @@ impl Session {
             crate::ha::repair::freeze(&self.client);
             crate::ha::repair::freeze(&self.server);
         }
-        // Tell the client why, unless that would land inside a line the
-        // client is still receiving.
-        if let Some(text) = why.farewell() {
-            if self.to_client.is_empty() && !self.relay.mid_line() {
-                let _ = self.client.write(text);
-            }
-        }
-        if !matches!(why, End::HandedToPeer(_)) {
-            let _ = self.client.shutdown(Shutdown::Both);
-            let _ = self.server.shutdown(Shutdown::Both);
-        }
+        // Logged before the sockets close: whoever sees the close can
+        // find the reason in the log already.
         let level = match why {
             End::ClientClosed | End::ServerClosed | End::Shutdown => log::Level::Info,
             _ => log::Level::Warn,
@@ -886,6 +877,17 @@ impl Session {
             self.negotiated,
             self.moved.connections
         );
+        // Tell the client why, unless that would land inside a line the
+        // client is still receiving.
+        if let Some(text) = why.farewell() {
+            if self.to_client.is_empty() && !self.relay.mid_line() {
+                let _ = self.client.write(text);
+            }
+        }
+        if !matches!(why, End::HandedToPeer(_)) {
+            let _ = self.client.shutdown(Shutdown::Both);
+            let _ = self.server.shutdown(Shutdown::Both);
+        }
     }
 }
 

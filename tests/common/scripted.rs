@@ -425,6 +425,8 @@ pub fn retr_counting_within(
                 all.extend_from_slice(&buf[..n]);
                 counter.store(all.len(), std::sync::atomic::Ordering::Relaxed);
             }
+            // A read with a timeout is not restarted after a signal.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => panic!("data connection: {e} after {} bytes", all.len()),
         }
     }
