@@ -218,7 +218,8 @@ impl Proxy {
         // The conntrack socket is not in the poll set: a data connection's
         // events would each wake the loop (the first packet's in the middle
         // of an active-mode PORT exchange), and nothing in them is urgent.
-        // They are read when sessions are served and on the tick.
+        // They are read when sessions are served, while a transfer is
+        // followed at least every `CONNTRACK_EVERY`, and on the tick.
         Ok(Proxy {
             sessions: Slab::with_capacity(n),
             // A turn's entries stay until it ends while sessions whose
