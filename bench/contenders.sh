@@ -110,8 +110,8 @@ start_relay() {
     pid_relay=$!
     wait_port "$R" 2100
 }
-on_relay() { redirect 2100; }
-off_relay() { unredirect; }
+on_relay() { still_running relay "$pid_relay"; redirect 2100; }
+off_relay() { unredirect; still_running relay "$pid_relay"; }
 
 # Without -i: the redirect is the admin's; -m/-M 500 so that no session
 # row meets a limit.
@@ -119,12 +119,29 @@ on_ftp-proxy() {
     ip netns exec "$R" "$BIN" -d -D 4 -b 198.18.1.1 -m 500 -M 500 2>>"$dir/ftp-proxy.log" &
     pid_ftp_proxy=$!
     wait_port "$R" 8021
+    ftp_proxy_running
     redirect 8021
 }
 off_ftp-proxy() {
     unredirect
+    ftp_proxy_running
     kill "$pid_ftp_proxy"
     wait "$pid_ftp_proxy" 2>/dev/null || true
     pid_ftp_proxy=
     wait_no_port "$R" 8021
 }
+# A contender's process that ended on its own fails the run, with its
+# exit status (above 128: killed by signal status - 128) and the last
+# lines of its log, if it has one ($dir goes with the lab otherwise).
+still_running() { # name pid [log]
+    kill -0 "$2" 2>/dev/null && return 0
+    local status=0
+    wait "$2" || status=$?
+    echo "$1 (pid $2) ended on its own, exit status $status" >&2
+    if [ -n "${3:-}" ]; then
+        echo "its last lines:" >&2
+        tail -n 40 "$3" >&2
+    fi
+    exit 1
+}
+ftp_proxy_running() { still_running ftp-proxy "$pid_ftp_proxy" "$dir/ftp-proxy.log"; }

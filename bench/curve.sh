@@ -56,16 +56,17 @@ ip netns exec "$S" "$vs" "$dir/vsftpd.conf" >"$dir/vsftpd.log" 2>&1 &
 wait_port "$S" 21
 gcc -O2 -o "$dir/busy" bench/busy.c
 start_relay
-on_relay() { on_direct; redirect 2100; }
+on_relay() { still_running relay "$pid_relay"; on_direct; redirect 2100; }
 off_relay() { unredirect; off_direct; }
 
 busy_cpu() { # ticks of all CPUs at work: not idle, iowait or steal
     awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat
 }
+# Empty for a process that is gone: still_running says how it ended.
 proc_cpu() { # pid: its ticks
-    awk '{print $14 + $15}' "/proc/$1/stat"
+    awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true
 }
-peak_rss() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+peak_rss() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 
 ticks0=$(cpu_ticks)
 for mode in pasv port; do
@@ -83,6 +84,10 @@ for mode in pasv port; do
                     out="{\"failed\": \"$(tail -1 "$dir/busy.err" | tr -dc '[:alnum:] :,._()-')\"}"
                 c1=$(busy_cpu) p1=${pid:+$(proc_cpu "$pid")}
                 r=${pid:+$(peak_rss "$pid")}
+                case $m in
+                relay) still_running relay "$pid_relay" ;;
+                ftp-proxy) ftp_proxy_running ;;
+                esac
                 printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$n" "$m" "$round" \
                     "$((c1 - c0))" "${pid:+$((p1 - p0))}" "${r:-}" >> "$tsv"
                 printf '%s\n' "$out" >> "$tsv.json"

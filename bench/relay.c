@@ -2,7 +2,10 @@
  * redirected connection, ask conntrack where it was going, connect there,
  * then wait and copy. No FTP, no data connections, no limits, no timers.
  * One thread, one epoll, level-triggered; a short write ends the pair
- * (control lines are small, the send buffer is always empty enough).
+ * (control lines are small, the send buffer is always empty enough), and
+ * so does a failed one: sent with MSG_NOSIGNAL, since a write to a peer
+ * that is gone would otherwise kill the relay with SIGPIPE (it did, exit
+ * status 141, in the cost curve: hundreds of sessions end at once there).
  *
  * relay LISTEN_IPV4 PORT        cc -O2 -o relay relay.c
  */
@@ -91,7 +94,7 @@ int main(int argc, char **argv)
 			ssize_t r = read(fd, buf, sizeof buf);
 			if (r < 0 && errno == EAGAIN)
 				continue;
-			if (r <= 0 || write(peer[fd], buf, r) != r)
+			if (r <= 0 || send(peer[fd], buf, r, MSG_NOSIGNAL) != r)
 				drop(fd);
 		}
 	}
