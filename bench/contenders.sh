@@ -13,9 +13,16 @@
 # other contenders must not pay (measured: 20-40 µs of the proxy's CPU per
 # helper listing when it ran throughout).
 
-# The lab of a benchmark: namespaces $C, $R and $S of lab.sh's $name,
-# removed on exit with everything started from $dir (and $dir itself).
-bench_lab_up() {
+# The lab of a benchmark: namespaces $C, $R and $S (router interfaces
+# $CIF towards the client, $SIF towards the server) of lab.sh's lab
+# named PREFIX and this shell's pid, and a fresh $dir; removed on exit
+# with everything started from $dir (and $dir itself).
+bench_lab_up() { # prefix
+    name=$1$$
+    dir=$(mktemp -d "/tmp/$name.XXXXXX")
+    lab=lab/lab.sh
+    C=fp-$name-c R=fp-$name-r S=fp-$name-s
+    CIF=fp$name-rc SIF=fp$name-rs
     trap bench_lab_down EXIT
     $lab up "$name" >/dev/null
     # Thousands of data connections a second, each leaving a TIME_WAIT
@@ -37,14 +44,24 @@ bench_lab_down() {
     rm -rf "$dir"
 }
 
-wait_port() { # netns port
+# Waits up to 10 s for something to listen on a TCP port (up) or for
+# nothing to (free); fails the run after that.
+wait_port_state() { # netns port up|free
+    local now
     for _ in $(seq 100); do
-        ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+        now=free
+        ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && now=up
+        [ "$now" = "$3" ] && return 0
         sleep 0.1
     done
-    echo "nothing listens on port $2 in $1" >&2
+    case $3 in
+    up) echo "nothing listens on port $2 in $1" >&2 ;;
+    free) echo "port $2 in $1 is still in use" >&2 ;;
+    esac
     exit 1
 }
+wait_port() { wait_port_state "$1" "$2" up; }
+wait_no_port() { wait_port_state "$1" "$2" free; }
 
 # Ticks of CPU time the hypervisor gave to others while this machine
 # wanted it (steal, /proc/stat), and all ticks: a share of it above a few
@@ -55,15 +72,6 @@ steal_share() { # "steal total" at the start, "steal total" now: per cent
     read -r s0 t0 <<<"$1"
     read -r s1 t1 <<<"$(cpu_ticks)"
     awk -v s="$((s1 - s0))" -v t="$((t1 - t0))" 'BEGIN { printf "%.0f", (t > 0 ? 100 * s / t : 0) }'
-}
-
-wait_no_port() { # netns port
-    for _ in $(seq 100); do
-        ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . || return 0
-        sleep 0.1
-    done
-    echo "port $2 in $1 is still in use" >&2
-    exit 1
 }
 
 on_direct() { ip -n "$S" route add 198.18.1.0/24 via 198.19.2.1; }
@@ -110,8 +118,19 @@ start_relay() {
     pid_relay=$!
     wait_port "$R" 2100
 }
-on_relay() { still_running relay "$pid_relay"; redirect 2100; }
-off_relay() { unredirect; still_running relay "$pid_relay"; }
+# With relay_data=direct (the cost curve) the relay's data connections
+# are routed straight between client and server; bench/run.sh gives it
+# no data rows.
+on_relay() {
+    still_running relay "$pid_relay"
+    [ "${relay_data:-}" != direct ] || on_direct
+    redirect 2100
+}
+off_relay() {
+    unredirect
+    [ "${relay_data:-}" != direct ] || off_direct
+    still_running relay "$pid_relay"
+}
 
 # Without -i: the redirect is the admin's; -m/-M 500 so that no session
 # row meets a limit.
@@ -145,3 +164,18 @@ still_running() { # name pid [log]
     exit 1
 }
 ftp_proxy_running() { still_running ftp-proxy "$pid_ftp_proxy" "$dir/ftp-proxy.log"; }
+
+# The process of a contender that has one (mod_proxy: bench/run.sh's).
+pid_of() {
+    case $1 in
+    mod_proxy) echo "${pid_mod_proxy:-}" ;; relay) echo "$pid_relay" ;;
+    ftp-proxy) echo "$pid_ftp_proxy" ;; *) echo "" ;;
+    esac
+}
+# still_running for the contender's process, if it has one.
+contender_running() {
+    case $1 in
+    relay) still_running relay "$pid_relay" ;;
+    ftp-proxy) ftp_proxy_running ;;
+    esac
+}

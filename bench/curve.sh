@@ -31,15 +31,10 @@ BIN=${BENCH_BIN:-$PWD/target/release/ftp-proxy}
 SECS=${CURVE_SECS:-5}
 ROUNDS=${CURVE_ROUNDS:-3}
 POINTS=${CURVE_POINTS:-"1 10 100 499"}
-name=fpc$$
-dir=$(mktemp -d /tmp/fp-curve.XXXXXX)
-lab=lab/lab.sh
-C=fp-$name-c R=fp-$name-r S=fp-$name-s
-CIF=fp$name-rc SIF=fp$name-rs
+. bench/contenders.sh
+bench_lab_up fpc
 tsv=$dir/curve.tsv
 : > "$tsv"
-. bench/contenders.sh
-bench_lab_up
 $lab server "$name" vsftpd "$dir" >/dev/null
 for i in $(seq 20); do : > "$dir/root/file$i.txt"; done
 # The relay's data goes straight between client and server, which vsftpd
@@ -56,8 +51,7 @@ ip netns exec "$S" "$vs" "$dir/vsftpd.conf" >"$dir/vsftpd.log" 2>&1 &
 wait_port "$S" 21
 gcc -O2 -o "$dir/busy" bench/busy.c
 start_relay
-on_relay() { still_running relay "$pid_relay"; on_direct; redirect 2100; }
-off_relay() { unredirect; off_direct; }
+relay_data=direct
 
 busy_cpu() { # ticks of all CPUs at work: not idle, iowait or steal
     awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat
@@ -75,8 +69,7 @@ for mode in pasv port; do
             for m in helper relay ftp-proxy; do
                 echo "== $mode $n sessions, round $round/$ROUNDS: $m" >&2
                 "on_$m"
-                pid=
-                case $m in relay) pid=$pid_relay ;; ftp-proxy) pid=$pid_ftp_proxy ;; esac
+                pid=$(pid_of "$m")
                 c0=$(busy_cpu) p0=${pid:+$(proc_cpu "$pid")}
                 # A point that fails is shown as failed, and the run goes on.
                 out=$(ip netns exec "$C" timeout $((SECS + 90)) "$dir/busy" 198.19.2.2 21 \
@@ -84,10 +77,7 @@ for mode in pasv port; do
                     out="{\"failed\": \"$(tail -1 "$dir/busy.err" | tr -dc '[:alnum:] :,._()-')\"}"
                 c1=$(busy_cpu) p1=${pid:+$(proc_cpu "$pid")}
                 r=${pid:+$(peak_rss "$pid")}
-                case $m in
-                relay) still_running relay "$pid_relay" ;;
-                ftp-proxy) ftp_proxy_running ;;
-                esac
+                contender_running "$m"
                 printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$n" "$m" "$round" \
                     "$((c1 - c0))" "${pid:+$((p1 - p0))}" "${r:-}" >> "$tsv"
                 printf '%s\n' "$out" >> "$tsv.json"

@@ -15,13 +15,8 @@ command -v tcpdump >/dev/null ||
 cargo build -q --release
 BIN=${BENCH_BIN:-$PWD/target/release/ftp-proxy}
 PY=/usr/bin/python3
-name=fph$$
-dir=$(mktemp -d /tmp/fp-hops.XXXXXX)
-lab=lab/lab.sh
-C=fp-$name-c R=fp-$name-r S=fp-$name-s
-CIF=fp$name-rc SIF=fp$name-rs
 . bench/contenders.sh
-bench_lab_up
+bench_lab_up fph
 mkdir -p "$dir/root"
 for i in $(seq 20); do : > "$dir/root/file$i.txt"; done
 ip netns exec "$S" "$PY" bench/pyftpd.py 198.19.2.2 21 "$dir/root" 2>"$dir/pyftpd.log" &
@@ -33,8 +28,7 @@ for mode in pasv port; do
         ip netns exec "$R" tcpdump -i any -s 128 -B 65536 -w "$dir/$m-$mode.pcap" 2>/dev/null &
         pid_dump=$!
         sleep 1
-        pid=
-        [ "$m" = ftp-proxy ] && pid=$pid_ftp_proxy
+        pid=$(pid_of "$m")
         ip netns exec "$C" timeout 120 python3 bench/control.py 198.19.2.2 21 \
             --count "$count" ${pid:+--cpu-pid $pid} "$mode" | tee "$dir/$m-$mode.json" >&2
         sleep 0.5

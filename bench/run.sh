@@ -48,20 +48,14 @@ ROUNDS=${BENCH_ROUNDS:-7}
 [ "$ROUNDS" -ge 5 ] || { echo "BENCH_ROUNDS must be at least 5" >&2; exit 2; }
 # Debian's python3 has pyftpdlib; a python3 earlier in PATH may not.
 PY=/usr/bin/python3
-name=fpb$$
-dir=$(mktemp -d /tmp/fp-bench.XXXXXX)
-lab=lab/lab.sh
-C=fp-$name-c R=fp-$name-r S=fp-$name-s
-CIF=fp$name-rc SIF=fp$name-rs
+. bench/contenders.sh
+bench_lab_up fpb
 bulk_tsv=$dir/bulk.tsv ctl_tsv=$dir/control.tsv sys_tsv=$dir/syscalls.tsv
 : > "$bulk_tsv"; : > "$ctl_tsv"; : > "$sys_tsv"
 # The raw numbers of the last run stay here (for a closer look).
 raw=/tmp/fp-bench-last
 rm -rf "$raw"
 
-. bench/contenders.sh
-
-bench_lab_up
 $lab server "$name" vsftpd "$dir" >/dev/null
 truncate -s "$SIZE" "$dir/root/big.bin"
 for i in $(seq 20); do : > "$dir/root/file$i.txt"; done
@@ -109,12 +103,6 @@ ip netns exec "$R" env LD_PRELOAD="$ssl" proftpd -n -q -c "$dir/mod_proxy.conf" 
 wait_port "$R" 21
 start_relay
 pid_mod_proxy=$(cat "$dir/mod_proxy.pid")
-pid_of() {
-    case $1 in
-    mod_proxy) echo "$pid_mod_proxy" ;; relay) echo "$pid_relay" ;;
-    ftp-proxy) echo "$pid_ftp_proxy" ;; *) echo "" ;;
-    esac
-}
 
 # ---- 1. bulk, vsftpd ----
 if [ -n "$bulk" ]; then
@@ -130,7 +118,7 @@ fi
 
 # ---- 2. control rows, pyftpdlib, interleaved ----
 pkill -f "vsftpd $dir/vsftpd.conf" || true
-for _ in $(seq 50); do ip netns exec "$S" ss -Hltn 'sport = :21' | grep -q . || break; sleep 0.1; done
+wait_no_port "$S" 21
 ip netns exec "$S" "$PY" bench/pyftpd.py 198.19.2.2 21 "$dir/root" 2>"$dir/pyftpd.log" &
 wait_port "$S" 21
 contenders=(direct helper mod_proxy relay ftp-proxy)
